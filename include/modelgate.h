@@ -1,0 +1,247 @@
+/*
+ * modelgate: load machine-learning model weights only from trusted sources and only after
+ * their integrity has been proven.
+ *
+ * This header is the whole public API, documented where it is declared.
+ *
+ * The one path a model takes:
+ *
+ *     mg_policy *pol; mg_model *m; mg_error err;
+ *     if (mg_policy_open(NULL, NULL, &pol, &err) != MG_OK) ...   // $MODELGATE_POLICY or default
+ *     if (mg_model_load(pol, "mnist", NULL, &m, &err) != MG_OK) ...
+ *     const mg_tensor *w = mg_model_find_tensor(m, "arg:fc1_weight");
+ *     ... use w->data (read-only, verified) ...
+ *     mg_model_close(m); mg_policy_close(pol);
+ *
+ * Every fallible call returns an mg_status and fills a caller-owned mg_error. There is no
+ * call that hands out bytes before they were verified, and none that skips verification.
+ * The library never exits or aborts on any input. Objects are not shared across threads
+ * unless stated; a loaded model is immutable and may be read from any thread.
+ */
+#ifndef MODELGATE_H
+#define MODELGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MG_NODISCARD __attribute__((warn_unused_result))
+#else
+#define MG_NODISCARD
+#endif
+
+/* Status codes. The numeric values are the command-line tool's exit codes (SPEC §5). */
+typedef enum mg_status {
+    MG_OK = 0,
+    MG_E_INTEGRITY = 1, /* digest or size mismatch, missing or unlisted file */
+    MG_E_USAGE = 2,     /* the caller's arguments are wrong */
+    MG_E_POLICY = 3,    /* policy unreadable, invalid, insecure, or badly signed */
+    MG_E_UNTRUSTED = 4, /* the source is not in the policy */
+    MG_E_SIGNATURE = 5, /* signature or manifest failure (bad/missing sig, rollback, expiry...) */
+    MG_E_FORMAT = 6,    /* unsafe or malformed model file */
+    MG_E_IO = 7,        /* I/O or network failure */
+    MG_E_LIMIT = 8      /* a resource cap was hit, or an internal error */
+} mg_status;
+
+#define MG_ERROR_MESSAGE_MAX 512
+#define MG_ERROR_FILE_MAX 512
+
+/*
+ * A failure, described. Caller-owned; every function taking one fills it on failure and
+ * leaves `status == MG_OK` on success. `message` is one line, never contains file contents.
+ * `file` is the path inside the model (never an absolute local path) when one file is at
+ * fault. On a digest mismatch `algorithm`, `expected` and `actual` are set (lower-case hex).
+ */
+typedef struct mg_error {
+    mg_status status;
+    char message[MG_ERROR_MESSAGE_MAX];
+    char model[129];
+    char file[MG_ERROR_FILE_MAX];
+    char algorithm[8];
+    char expected[129];
+    char actual[129];
+} mg_error;
+
+/* The audit/error kind of a status: "integrity", "usage", "policy", "untrusted", "signature",
+ * "format", "io", "limit", or "ok". Never NULL. */
+const char *mg_status_kind(mg_status status);
+
+/* Element types. Sizes are in mg_dtype_size(). MG_DTYPE_GGML_BLOCK marks a quantized GGUF
+ * tensor: its data is a sequence of blocks of the ggml type named by mg_tensor.dtype_name. */
+typedef enum mg_dtype {
+    MG_DTYPE_INVALID = 0,
+    MG_DTYPE_BOOL,
+    MG_DTYPE_U8,
+    MG_DTYPE_I8,
+    MG_DTYPE_U16,
+    MG_DTYPE_I16,
+    MG_DTYPE_U32,
+    MG_DTYPE_I32,
+    MG_DTYPE_U64,
+    MG_DTYPE_I64,
+    MG_DTYPE_F16,
+    MG_DTYPE_BF16,
+    MG_DTYPE_F32,
+    MG_DTYPE_F64,
+    MG_DTYPE_C64,
+    MG_DTYPE_F8_E4M3,
+    MG_DTYPE_F8_E5M2,
+    MG_DTYPE_GGML_BLOCK
+} mg_dtype;
+
+/* Bytes per element (0 for MG_DTYPE_GGML_BLOCK and MG_DTYPE_INVALID). */
+size_t mg_dtype_size(mg_dtype dtype);
+/* "F32", "BF16", ... ("?" for an invalid value). */
+const char *mg_dtype_name(mg_dtype dtype);
+
+/* Tensor flags. */
+#define MG_TENSOR_BIG_ENDIAN 0x1u  /* data is stored big-endian (npy '>'); see mg_tensor_copy */
+#define MG_TENSOR_FORTRAN    0x2u  /* data is stored column-major (npy fortran_order) */
+
+/*
+ * A tensor: a zero-copy view into the verified, read-only memory of the model. The pointers
+ * stay valid until mg_model_close(). `data` may be unaligned: read it with memcpy.
+ * `shape` lists dimensions outermost first (numpy order; for GGUF the reverse of ggml's ne).
+ * `offset` is the byte offset of the data from the start of its file; for a member of a
+ * DEFLATE-compressed npz it is the offset inside the decompressed member (see README).
+ */
+typedef struct mg_tensor {
+    const char *name;
+    mg_dtype dtype;
+    const char *dtype_name; /* mg_dtype_name(), or the ggml block type name ("Q4_K") */
+    uint32_t ndim;
+    const uint64_t *shape;
+    uint64_t nbytes;
+    const void *data;
+    const char *file; /* path of its file inside the model */
+    uint64_t offset;
+    uint32_t flags;     /* MG_TENSOR_* */
+    uint32_t ggml_type; /* the ggml type id when dtype == MG_DTYPE_GGML_BLOCK */
+} mg_tensor;
+
+/*
+ * Copy a tensor's data into `dst` as little-endian, C (row-major) order, converting byte
+ * order and Fortran order when the tensor is stored that way. `dst_len` must be at least
+ * `t->nbytes`. Block (quantized) tensors are copied as stored.
+ */
+MG_NODISCARD mg_status mg_tensor_copy(const mg_tensor *t, void *dst, size_t dst_len, mg_error *err);
+
+/* ---- policy ------------------------------------------------------------------------ */
+
+typedef struct mg_policy mg_policy;
+
+/*
+ * Load and check a policy (SPEC §2). `path` NULL means $MODELGATE_POLICY, else
+ * /etc/modelgate/policy.json. `policy_key` is a PEM public key file whose signature
+ * `POLICY.sig` (beside the policy, raw signature bytes) must verify; NULL means
+ * $MODELGATE_POLICY_KEY, and if that is unset too no policy signature is required.
+ * The policy file, its key files and their folders must be owned by root or the effective
+ * user and not writable by group or others, and are opened without following symlinks.
+ * Returns MG_E_POLICY for any problem (the first one is in err->message).
+ */
+MG_NODISCARD mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out,
+                                      mg_error *err);
+
+/*
+ * Check a policy and report every problem found, one call of `report` each (a one-line
+ * message that starts with the JSON path of the problem, such as "$.models[2].source").
+ * Returns MG_OK when there is none, else the status of the first (MG_E_POLICY).
+ */
+MG_NODISCARD mg_status mg_policy_check(const char *path, const char *policy_key,
+                                       void (*report)(const char *problem, void *ctx), void *ctx,
+                                       mg_error *err);
+
+/* The path the policy was read from (absolute). */
+const char *mg_policy_path(const mg_policy *policy);
+
+void mg_policy_close(mg_policy *policy);
+
+/* ---- models ------------------------------------------------------------------------ */
+
+typedef struct mg_model mg_model;
+
+typedef struct mg_load_options {
+    unsigned threads; /* hashing workers; 0 = one per online core */
+    /* Called from the loading thread about every 200 ms while files are hashed or fetched;
+     * may be NULL. */
+    void (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *ctx);
+    void *progress_ctx;
+} mg_load_options;
+
+/*
+ * Verify and load a model. `source` is a model name from the policy or its exact source
+ * (a local path, compared after lexical normalisation, or an https URL). Nothing of the
+ * model is read before the source matched the policy; every file is read once into private
+ * memory and hashed as it arrives; only when every file matched are the files parsed. On
+ * success `*out` is a complete model whose memory is read-only; on failure `*out` is NULL
+ * and nothing of the model remains. Every attempt is written to the policy's audit log; a
+ * configured log that cannot be written fails the call (MG_E_IO).
+ * `opts` may be NULL.
+ */
+MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char *source,
+                                     const mg_load_options *opts, mg_model **out, mg_error *err);
+
+/*
+ * Verify a model's files without parsing them: the same checks as mg_model_load up to and
+ * including the digests. The returned model has files (with their detected format) and no
+ * tensors. Audited as event "verify".
+ */
+MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *source,
+                                       const mg_load_options *opts, mg_model **out, mg_error *err);
+
+const char *mg_model_name(const mg_model *model);
+const char *mg_model_source(const mg_model *model);
+
+/* A verified file of a model. All pointers live until mg_model_close(). */
+typedef struct mg_file_info {
+    const char *path;      /* inside the model ("model.safetensors", "tokenizer/x.json") */
+    const char *format;    /* "safetensors", "npy", "npz", "gguf", "mxnet-params",
+                              "mxnet-symbol", "safetensors-index", or "asset" */
+    uint64_t size;
+    const char *algorithm; /* "sha256" or "sha512": the digest that was verified */
+    const char *digest;    /* lower-case hex of that digest */
+    const void *data;      /* the verified bytes, read-only */
+    const char *metadata_json; /* format metadata as compact JSON (GGUF key/values, MXNet
+                                  graph summary), or NULL */
+} mg_file_info;
+
+size_t mg_model_file_count(const mg_model *model);
+/* Fills `out` for file `index` (< mg_model_file_count); returns MG_E_USAGE when out of range. */
+MG_NODISCARD mg_status mg_model_file(const mg_model *model, size_t index, mg_file_info *out);
+
+size_t mg_model_tensor_count(const mg_model *model);
+/* NULL when out of range. */
+const mg_tensor *mg_model_tensor(const mg_model *model, size_t index);
+/* The first tensor named `name` (in file order), or NULL. */
+const mg_tensor *mg_model_find_tensor(const mg_model *model, const char *name);
+
+/*
+ * The verified bytes of a file of the model by its path inside the model (any file, though
+ * it is meant for non-weight assets such as config.json or tokenizer.json, which the
+ * application must read from here and not from disk). MG_E_USAGE if there is no such file.
+ */
+MG_NODISCARD mg_status mg_model_asset(const mg_model *model, const char *path, const void **data,
+                                      size_t *len, mg_error *err);
+
+void mg_model_close(mg_model *model);
+
+/* ---- utilities --------------------------------------------------------------------- */
+
+typedef enum mg_digest_alg { MG_SHA256 = 0, MG_SHA512 = 1 } mg_digest_alg;
+
+/* Hash a file (opened without following symlinks), streaming. `hex` receives lower-case hex
+ * and must hold 129 bytes. */
+MG_NODISCARD mg_status mg_hash_file(const char *path, mg_digest_alg alg, char hex[129],
+                                    mg_error *err);
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *mg_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

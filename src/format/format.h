@@ -1,0 +1,90 @@
+/*
+ * The one interface every file-format parser plugs into.
+ *
+ * A parser gets the verified bytes of one file and produces a tensor table: names, dtypes,
+ * shapes, and byte ranges given as offsets (never raw pointers), so that a parser could run
+ * in a separate, confined process and send the table back. The model builder turns offsets
+ * into pointers after checking every range once more.
+ *
+ * Parsers must: read only through the bounded reader (util/reader.h); do all size arithmetic
+ * with util/checked.h; check every count against the remaining bytes before allocating;
+ * refuse duplicates; never form a pointer from a file offset before the bound is proven;
+ * return MG_E_FORMAT for malformed input and MG_E_LIMIT for our own resource caps.
+ */
+#ifndef MG_FORMAT_H
+#define MG_FORMAT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "region.h"
+
+typedef struct mg_tensor_entry {
+    char *name;        /* owned, NUL-terminated (names with an embedded NUL are refused) */
+    mg_dtype dtype;
+    uint32_t ggml_type; /* when dtype == MG_DTYPE_GGML_BLOCK */
+    uint32_t ndim;      /* <= MG_MAX_NDIM */
+    uint32_t flags;     /* MG_TENSOR_* */
+    uint64_t shape[MG_MAX_NDIM]; /* outermost first */
+    uint64_t nbytes;
+    uint64_t offset;    /* reported offset: from the start of the file (see mg_tensor) */
+    uint32_t blob;      /* 0: data is in the file itself; k > 0: in result->blobs[k-1] */
+    uint64_t data_offset; /* where the data starts inside the file (blob 0) or the blob */
+} mg_tensor_entry;
+
+typedef struct mg_parse_result {
+    mg_tensor_entry *tensors;
+    size_t count;
+    size_t cap;
+    mg_region *blobs; /* buffers the parser made (e.g. inflated npz members); sealed later */
+    size_t blob_count;
+    size_t blob_cap;
+    json_t *metadata; /* optional format metadata (owned), shown by inspect --json */
+} mg_parse_result;
+
+/* Append a tensor (copying `name`, `name_len` bytes; a NUL in the name or a name longer
+ * than MG_MAX_NAME_LEN is refused). `t->name` is ignored. */
+MG_NODISCARD mg_status mg_parse_add_tensor(mg_parse_result *res, const mg_tensor_entry *t,
+                                           const char *name, size_t name_len, mg_error *err);
+/* Allocate a new blob of `len` bytes; `*index` receives its 1-based index for
+ * mg_tensor_entry.blob and `*data` its writable memory. */
+MG_NODISCARD mg_status mg_parse_add_blob(mg_parse_result *res, size_t len, uint32_t *index,
+                                         uint8_t **data, mg_error *err);
+void mg_parse_result_free(mg_parse_result *res);
+
+typedef struct mg_format {
+    const char *name; /* as in mg_file_info.format */
+    /* True when the content looks like this format (cheap; must be bounds-safe on any input). */
+    bool (*probe)(const uint8_t *data, size_t len);
+    /* Parse; on failure the result may hold partial data that the caller frees. */
+    mg_status (*parse)(const uint8_t *data, size_t len, mg_parse_result *out, mg_error *err);
+} mg_format;
+
+extern const mg_format mg_format_pickle;       /* refused: parse always fails (unsafe) */
+extern const mg_format mg_format_safetensors;
+extern const mg_format mg_format_npy;
+extern const mg_format mg_format_npz;
+extern const mg_format mg_format_gguf;
+extern const mg_format mg_format_mxnet_params;
+extern const mg_format mg_format_mxnet_symbol;
+extern const mg_format mg_format_safetensors_index;
+
+/*
+ * Detect a file's format by content, with `path` (inside the model) used only to refuse
+ * a file whose name claims a weight format that its content does not have. Returns NULL
+ * for a plain asset (config.json, tokenizer.json, ...).
+ */
+const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path);
+
+/* A dtype from its safetensors-style name ("F32"); MG_DTYPE_INVALID if unknown. */
+mg_dtype mg_dtype_from_name(const char *name);
+
+/* Check a tensor entry's byte range against its container of `size` bytes and that
+ * nbytes == elements * dtype size (for non-block dtypes). */
+MG_NODISCARD mg_status mg_tensor_entry_check(const mg_tensor_entry *t, uint64_t size,
+                                             mg_error *err);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Verified memory. A region is private anonymous memory that a file is read into once,
+ * hashed as it arrives, and then sealed read-only. Parsers see only sealed-or-private bytes;
+ * nothing is ever read from the file a second time.
+ */
+#ifndef MG_REGION_H
+#define MG_REGION_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "internal.h"
+
+typedef struct mg_region {
+    uint8_t *data; /* NULL when empty */
+    size_t len;    /* bytes of content */
+    size_t map_len;
+} mg_region;
+
+/* Map `len` bytes of private, zeroed, writable memory (len 0 gives an empty region). */
+MG_NODISCARD mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err);
+/* Make the region read-only. */
+MG_NODISCARD mg_status mg_region_seal(mg_region *r, mg_error *err);
+/* Unmap (safe on a zeroed or already freed region). */
+void mg_region_free(mg_region *r);
+
+/*
+ * Read the open file `fd` into a new region, hashing each chunk with `alg` as it arrives.
+ * The size is checked first against `expected_size` (UINT64_MAX = not pinned, then the
+ * size is taken from fstat and capped at MG_MAX_MODEL_FILE_BYTES); a file that turns out
+ * longer or shorter while it is read is an integrity failure. `done` (may be NULL) is
+ * increased by the bytes read, for progress. The digest is written to `digest`.
+ * The region is left writable; the caller seals it after verification and parsing.
+ */
+MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg alg,
+                                             mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                                             _Atomic uint64_t *done, mg_error *err);
+
+#endif
