@@ -193,6 +193,19 @@ MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char *source
 MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *source,
                                        const mg_load_options *opts, mg_model **out, mg_error *err);
 
+/*
+ * Verify a model exactly as mg_model_verify does (remote files are downloaded over HTTPS into
+ * memory and hashed as they arrive) and then publish every verified file to the policy's
+ * cache_dir as cache_dir/sha256/<hex of its SHA-256> (written to an unnamed temporary file,
+ * then linked: a failure leaves nothing behind). Audited as event "fetch". The cache is a
+ * speed-up, never a trust anchor: later loads re-hash what they read from it.
+ */
+MG_NODISCARD mg_status mg_model_fetch(const mg_policy *policy, const char *source,
+                                      const mg_load_options *opts, mg_model **out, mg_error *err);
+
+/* After mg_model_fetch: the absolute cache path of file `index`, or NULL. */
+const char *mg_model_cache_path(const mg_model *model, size_t index);
+
 const char *mg_model_name(const mg_model *model);
 const char *mg_model_source(const mg_model *model);
 
