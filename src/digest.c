@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "digest.h"
 
 #include <openssl/crypto.h>
@@ -88,4 +89,57 @@ mg_status mg_digest_buffer(mg_digest_alg alg, const void *data, size_t len,
 bool mg_digest_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+/* ---- mg_hash_file (public) ------------------------------------------------------------ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "source.h"
+#include "util/fsutil.h"
+#include "util/hex.h"
+
+mg_status mg_hash_file(const char *path, mg_digest_alg alg, char hex[129], mg_error *err)
+{
+    mg_error_clear(err);
+    char *abs = NULL;
+    mg_source_info info;
+    mg_status s = mg_source_normalize_path(path, NULL, &abs, &info, err);
+    if (s != MG_OK)
+        return s;
+    int fd = mg_open_nofollow(abs, O_RDONLY | O_NONBLOCK, NULL);
+    free(abs);
+    if (fd < 0)
+        return mg_fail(err, MG_E_IO, "cannot open %.300s: %s", path,
+                       errno == ELOOP ? "a symlink is on its path" : strerror(errno));
+    mg_digest_ctx *ctx;
+    s = mg_digest_new(alg, &ctx, err);
+    if (s != MG_OK) {
+        close(fd);
+        return s;
+    }
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = malloc(CHUNK);
+    if (buf == NULL)
+        s = mg_fail(err, MG_E_LIMIT, "out of memory");
+    while (s == MG_OK) {
+        ssize_t n = read(fd, buf, CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            s = mg_fail(err, MG_E_IO, "cannot read %.300s: %s", path, strerror(errno));
+        if (n <= 0)
+            break;
+        s = mg_digest_update(ctx, buf, (size_t)n, err);
+    }
+    uint8_t d[MG_DIGEST_MAX];
+    if (s == MG_OK)
+        s = mg_digest_final(ctx, d, err);
+    if (s == MG_OK)
+        mg_hex_encode(d, mg_digest_len(alg), hex);
+    free(buf);
+    mg_digest_free(ctx);
+    close(fd);
+    return s;
 }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "region.h"
 
 #include <errno.h>

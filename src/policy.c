@@ -1,0 +1,781 @@
+#define _GNU_SOURCE
+/* The policy file (SPEC §2): located, opened without symlinks, permission-checked, optionally
+ * signature-checked, then parsed strictly. Every problem is reported with its JSON path. */
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "source.h"
+#include "util/fsutil.h"
+#include "util/hex.h"
+#include "util/json.h"
+
+#define MG_DEFAULT_POLICY "/etc/modelgate/policy.json"
+#define MG_MAX_PROBLEMS 1000
+
+typedef struct problems {
+    void (*report)(const char *problem, void *ctx);
+    void *ctx;
+    size_t count;
+    mg_error *err; /* receives the first problem */
+} problems;
+
+__attribute__((format(printf, 3, 4))) static void problem(problems *pr, const char *path,
+                                                          const char *fmt, ...)
+{
+    char msg[MG_ERROR_MESSAGE_MAX];
+    int n = snprintf(msg, sizeof msg, "%s: ", path);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    for (char *c = msg; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    }
+    if (pr->count == 0)
+        mg_fail(pr->err, MG_E_POLICY, "%s", msg);
+    if (pr->count < MG_MAX_PROBLEMS && pr->report != NULL)
+        pr->report(msg, pr->ctx);
+    pr->count++;
+}
+
+/* ---- permissions -------------------------------------------------------------------- */
+
+static bool owner_ok(const struct stat *st)
+{
+    return st->st_uid == 0 || st->st_uid == geteuid();
+}
+
+/*
+ * Open a protected file (the policy, a key file, the policy signature): no symlink on the
+ * way, a regular file and its folder owned by root or the effective user and not writable by
+ * group or others. Reads at most `cap` bytes.
+ */
+static mg_status read_protected(const char *abs_path, const char *what, size_t cap, uint8_t **out,
+                                size_t *len, mg_error *err)
+{
+    int parent = -1;
+    int fd = mg_open_nofollow(abs_path, O_RDONLY | O_NONBLOCK, &parent);
+    if (fd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR)
+            return mg_fail(err, MG_E_POLICY, "%s %s: a symlink is on its path (refused)", what,
+                           abs_path);
+        return mg_fail(err, MG_E_POLICY, "cannot open %s %s: %s", what, abs_path,
+                       strerror(errno));
+    }
+    struct stat st, pst;
+    mg_status s = MG_OK;
+    if (fstat(fd, &st) != 0 || fstat(parent, &pst) != 0)
+        s = mg_fail(err, MG_E_POLICY, "cannot stat %s %s: %s", what, abs_path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        s = mg_fail(err, MG_E_POLICY, "%s %s is not a regular file", what, abs_path);
+    else if (!owner_ok(&st))
+        s = mg_fail(err, MG_E_POLICY, "%s %s is owned by uid %u, not root or the running user",
+                    what, abs_path, (unsigned)st.st_uid);
+    else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        s = mg_fail(err, MG_E_POLICY, "%s %s is writable by group or others (mode %03o)", what,
+                    abs_path, (unsigned)(st.st_mode & 0777));
+    else if (!owner_ok(&pst))
+        s = mg_fail(err, MG_E_POLICY, "the folder of %s %s is owned by uid %u, not root or the "
+                    "running user", what, abs_path, (unsigned)pst.st_uid);
+    else if ((pst.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        s = mg_fail(err, MG_E_POLICY, "the folder of %s %s is writable by group or others "
+                    "(mode %03o)", what, abs_path, (unsigned)(pst.st_mode & 0777));
+    if (s == MG_OK) {
+        s = mg_read_small(fd, cap, out, len, err);
+        if (s != MG_OK)
+            s = mg_fail(err, MG_E_POLICY, "cannot read %s %s: %s", what, abs_path, err->message);
+    }
+    close(fd);
+    close(parent);
+    return s;
+}
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A path inside a model: relative, '/'-separated, no empty, "." or ".." component, no
+ * backslash, no control character. */
+bool mg_policy_safe_relpath(const char *p);
+bool mg_policy_safe_relpath(const char *p)
+{
+    if (p[0] == '\0' || p[0] == '/' || strlen(p) > 4096)
+        return false;
+    for (const char *c = p; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
+            return false;
+    }
+    const char *s = p;
+    for (;;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return false;
+        if (e == NULL)
+            return true;
+        s = e + 1;
+    }
+}
+
+static char *resolve_path(const mg_policy *pol, const char *p)
+{
+    char *out = NULL;
+    mg_source_info info;
+    mg_error e;
+    if (mg_source_normalize_path(p, pol->dir, &out, &info, &e) != MG_OK)
+        return NULL;
+    return out;
+}
+
+static bool parse_digest(const json_t *v, size_t n, uint8_t *out)
+{
+    return json_is_string(v) && mg_hex_decode(json_string_value(v), out, n);
+}
+
+/* Reads "sha256"/"sha512"/"size" of `obj` into `f`; other keys are left to the caller. */
+static void parse_pin(problems *pr, const char *path, json_t *obj, mg_pinned_file *f,
+                      bool size_allowed)
+{
+    json_t *s256 = json_object_get(obj, "sha256");
+    json_t *s512 = json_object_get(obj, "sha512");
+    json_t *size = json_object_get(obj, "size");
+    char sub[1024];
+    if ((s256 != NULL) == (s512 != NULL)) {
+        problem(pr, path, "needs exactly one of \"sha256\" and \"sha512\"");
+    } else if (s256 != NULL) {
+        f->alg = MG_SHA256;
+        if (!parse_digest(s256, 32, f->digest)) {
+            snprintf(sub, sizeof sub, "%.300s.sha256", path);
+            problem(pr, sub, "must be 64 hex digits");
+        }
+    } else {
+        f->alg = MG_SHA512;
+        if (!parse_digest(s512, 64, f->digest)) {
+            snprintf(sub, sizeof sub, "%.300s.sha512", path);
+            problem(pr, sub, "must be 128 hex digits");
+        }
+    }
+    if (size != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.size", path);
+        if (!size_allowed)
+            problem(pr, sub, "not allowed here");
+        else if (!mg_json_u64(size, &f->size))
+            problem(pr, sub, "must be a non-negative integer");
+        else
+            f->has_size = true;
+    }
+}
+
+static void check_keys_only(problems *pr, const char *path, json_t *obj,
+                            const char *const *allowed)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] != NULL; i++)
+            ok = ok || strcmp(k, allowed[i]) == 0;
+        if (!ok) {
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%.300s.%.200s", path, k);
+            problem(pr, sub, "unknown key");
+        }
+    }
+}
+
+static void parse_keys(problems *pr, mg_policy *pol, json_t *keys)
+{
+    if (!json_is_object(keys)) {
+        problem(pr, "$.keys", "must be an object");
+        return;
+    }
+    size_t n = json_object_size(keys);
+    pol->keys = mg_calloc(n, sizeof *pol->keys);
+    if (pol->keys == NULL) {
+        problem(pr, "$.keys", "out of memory");
+        return;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach(keys, name, v) {
+        char path[600];
+        snprintf(path, sizeof path, "$.keys.%.200s", name);
+        if (!valid_name(name)) {
+            problem(pr, path, "a key name must match [A-Za-z0-9._-]{1,128}");
+            continue;
+        }
+        if (!json_is_object(v)) {
+            problem(pr, path, "must be an object");
+            continue;
+        }
+        static const char *const allowed[] = {"public_key", "minisign", NULL};
+        check_keys_only(pr, path, v, allowed);
+        json_t *pem = json_object_get(v, "public_key");
+        json_t *mini = json_object_get(v, "minisign");
+        if ((pem != NULL) == (mini != NULL)) {
+            problem(pr, path, "needs exactly one of \"public_key\" and \"minisign\"");
+            continue;
+        }
+        mg_policy_key *k = &pol->keys[pol->key_count];
+        mg_error kerr;
+        mg_error_clear(&kerr);
+        if (pem != NULL) {
+            if (!json_is_string(pem)) {
+                problem(pr, path, "public_key must be a path string");
+                continue;
+            }
+            char *abs = resolve_path(pol, json_string_value(pem));
+            uint8_t *data = NULL;
+            size_t len = 0;
+            if (abs == NULL) {
+                problem(pr, path, "public_key is not a valid path");
+            } else if (read_protected(abs, "key file", MG_MAX_KEY_FILE_BYTES, &data, &len,
+                                      &kerr) != MG_OK) {
+                problem(pr, path, "%s", kerr.message);
+            } else if (mg_sig_key_from_pem(data, len, &k->key, &kerr) != MG_OK) {
+                problem(pr, path, "%s", kerr.message);
+            }
+            free(abs);
+            free(data);
+        } else {
+            if (!json_is_string(mini)) {
+                problem(pr, path, "minisign must be the public key string");
+                continue;
+            }
+            if (mg_sig_key_from_minisign(json_string_value(mini), &k->key, &kerr) != MG_OK)
+                problem(pr, path, "%s", kerr.message);
+        }
+        if (k->key == NULL)
+            continue;
+        k->name = mg_strdup(name);
+        if (k->name == NULL) {
+            mg_sig_key_free(k->key);
+            k->key = NULL;
+            problem(pr, path, "out of memory");
+            continue;
+        }
+        pol->key_count++;
+    }
+}
+
+static long find_key(const mg_policy *pol, const char *name)
+{
+    for (size_t i = 0; i < pol->key_count; i++) {
+        if (strcmp(pol->keys[i].name, name) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static void parse_source(problems *pr, const char *path, const mg_policy *pol, json_t *v,
+                         mg_policy_model *m)
+{
+    if (!json_is_string(v)) {
+        problem(pr, path, "must be a string");
+        return;
+    }
+    const char *s = json_string_value(v);
+    mg_source_info info;
+    mg_error e;
+    mg_error_clear(&e);
+    if (strchr(s, '*') != NULL || strchr(s, '?') != NULL) {
+        problem(pr, path, "wildcards ('*', '?') are not allowed: sources are exact");
+        return;
+    }
+    if (mg_source_is_url(s)) {
+        if (strncasecmp(s, "https://", 8) != 0) {
+            problem(pr, path, "only https:// URLs are allowed");
+            return;
+        }
+        if (mg_source_normalize_url(s, &m->source, &info, &e) != MG_OK) {
+            problem(pr, path, "%s", e.message);
+            return;
+        }
+    } else if (strstr(s, "://") != NULL || strchr(s, ':') == s) {
+        problem(pr, path, "not an absolute path or an https:// URL");
+        return;
+    } else {
+        if (mg_source_normalize_path(s, pol->dir, &m->source, &info, &e) != MG_OK) {
+            problem(pr, path, "%s", e.message);
+            return;
+        }
+    }
+    if (info.dot_segments) {
+        problem(pr, path, "'.' and '..' components are not allowed");
+        free(m->source);
+        m->source = NULL;
+        return;
+    }
+    m->remote = info.remote;
+    m->directory = info.directory;
+}
+
+static void parse_manifest_entry(problems *pr, const char *path, const mg_policy *pol, json_t *v,
+                                 mg_policy_model *m)
+{
+    char sub[1024];
+    if (!json_is_object(v)) {
+        problem(pr, path, "must be an object");
+        return;
+    }
+    static const char *const allowed[] = {"keys", "threshold", NULL};
+    check_keys_only(pr, path, v, allowed);
+    json_t *keys = json_object_get(v, "keys");
+    snprintf(sub, sizeof sub, "%.300s.keys", path);
+    if (!json_is_array(keys) || json_array_size(keys) == 0) {
+        problem(pr, sub, "must be a non-empty array of key names");
+        return;
+    }
+    m->keys = mg_calloc(json_array_size(keys), sizeof *m->keys);
+    if (m->keys == NULL) {
+        problem(pr, sub, "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        snprintf(sub, sizeof sub, "%.300s.keys[%zu]", path, i);
+        if (!json_is_string(k)) {
+            problem(pr, sub, "must be a key name");
+            continue;
+        }
+        long idx = find_key(pol, json_string_value(k));
+        if (idx < 0) {
+            problem(pr, sub, "no usable key named '%.128s' in $.keys", json_string_value(k));
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < m->key_count; j++)
+            dup = dup || m->keys[j] == (size_t)idx;
+        if (dup) {
+            problem(pr, sub, "key listed twice");
+            continue;
+        }
+        m->keys[m->key_count++] = (size_t)idx;
+    }
+    json_t *t = json_object_get(v, "threshold");
+    m->threshold = 1;
+    if (t != NULL) {
+        uint64_t th;
+        snprintf(sub, sizeof sub, "%.300s.threshold", path);
+        if (!mg_json_u64(t, &th) || th < 1 || th > json_array_size(keys))
+            problem(pr, sub, "must be an integer from 1 to the number of keys");
+        else
+            m->threshold = (unsigned)th;
+    }
+}
+
+static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_model *m)
+{
+    if (!json_is_object(v) || json_object_size(v) == 0) {
+        problem(pr, path, "must be a non-empty object of file paths");
+        return;
+    }
+    if (json_object_size(v) > MG_MAX_FILES) {
+        problem(pr, path, "more than %u files", MG_MAX_FILES);
+        return;
+    }
+    m->files = mg_calloc(json_object_size(v), sizeof *m->files);
+    if (m->files == NULL) {
+        problem(pr, path, "out of memory");
+        return;
+    }
+    const char *rel;
+    json_t *f;
+    json_object_foreach(v, rel, f) {
+        char sub[1024];
+        snprintf(sub, sizeof sub, "%.300s[\"%.200s\"]", path, rel);
+        if (!mg_policy_safe_relpath(rel)) {
+            problem(pr, sub, "not a safe relative path (no '.', '..', empty component, "
+                             "backslash or control character)");
+            continue;
+        }
+        if (!json_is_object(f)) {
+            problem(pr, sub, "must be an object");
+            continue;
+        }
+        static const char *const allowed[] = {"sha256", "sha512", "size", NULL};
+        check_keys_only(pr, sub, f, allowed);
+        mg_pinned_file *pf = &m->files[m->file_count];
+        parse_pin(pr, sub, f, pf, true);
+        pf->path = mg_strdup(rel);
+        if (pf->path == NULL) {
+            problem(pr, sub, "out of memory");
+            continue;
+        }
+        m->file_count++;
+    }
+}
+
+static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
+{
+    char path[64], sub[1024];
+    snprintf(path, sizeof path, "$.models[%zu]", index);
+    if (!json_is_object(v)) {
+        problem(pr, path, "must be an object");
+        return;
+    }
+    static const char *const allowed[] = {"name", "source", "sha256", "sha512", "size",
+                                          "files", "manifest", "redirects", NULL};
+    check_keys_only(pr, path, v, allowed);
+    mg_policy_model *m = &pol->models[pol->model_count];
+    memset(m, 0, sizeof *m);
+    bool ok = true;
+
+    json_t *name = json_object_get(v, "name");
+    snprintf(sub, sizeof sub, "%.300s.name", path);
+    if (!json_is_string(name) || !valid_name(json_string_value(name))) {
+        problem(pr, sub, "must be a string matching [A-Za-z0-9._-]{1,128}");
+        ok = false;
+    } else {
+        for (size_t i = 0; i < pol->model_count; i++) {
+            if (strcmp(pol->models[i].name, json_string_value(name)) == 0) {
+                problem(pr, sub, "duplicate model name '%s'", json_string_value(name));
+                ok = false;
+            }
+        }
+    }
+    json_t *source = json_object_get(v, "source");
+    snprintf(sub, sizeof sub, "%.300s.source", path);
+    if (source == NULL) {
+        problem(pr, sub, "missing");
+        ok = false;
+    } else {
+        parse_source(pr, sub, pol, source, m);
+        if (m->source == NULL) {
+            ok = false;
+        } else {
+            for (size_t i = 0; i < pol->model_count; i++) {
+                if (mg_source_equal(pol->models[i].source, m->source)) {
+                    problem(pr, sub, "duplicate source (also $.models[%zu])", i);
+                    ok = false;
+                }
+            }
+        }
+    }
+
+    bool pinned = json_object_get(v, "sha256") != NULL || json_object_get(v, "sha512") != NULL;
+    json_t *files = json_object_get(v, "files");
+    json_t *manifest = json_object_get(v, "manifest");
+    int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0);
+    if (kinds != 1) {
+        problem(pr, path, "needs exactly one of \"sha256\"/\"sha512\", \"files\" and \"manifest\"");
+        ok = false;
+    } else if (pinned) {
+        m->kind = MG_MODEL_PINNED_FILE;
+        if (m->source != NULL && m->directory) {
+            snprintf(sub, sizeof sub, "%.300s.source", path);
+            problem(pr, sub, "a pinned single file must not end in '/'");
+            ok = false;
+        }
+        m->files = mg_calloc(1, sizeof *m->files);
+        if (m->files == NULL) {
+            problem(pr, path, "out of memory");
+            ok = false;
+        } else {
+            parse_pin(pr, path, v, &m->files[0], true);
+            m->file_count = 1;
+            const char *base = m->source ? strrchr(m->source, '/') : NULL;
+            m->files[0].path = mg_strdup(base != NULL && base[1] != '\0' ? base + 1 : "model");
+        }
+    } else if (files != NULL) {
+        m->kind = MG_MODEL_PINNED_DIR;
+        snprintf(sub, sizeof sub, "%.300s.files", path);
+        parse_files(pr, sub, files, m);
+    } else {
+        m->kind = MG_MODEL_MANIFEST;
+        snprintf(sub, sizeof sub, "%.300s.manifest", path);
+        parse_manifest_entry(pr, sub, pol, manifest, m);
+    }
+    if (!pinned && json_object_get(v, "size") != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.size", path);
+        problem(pr, sub, "only a single pinned file has a size here");
+    }
+    if (kinds == 1 && !pinned && m->source != NULL && !m->directory) {
+        snprintf(sub, sizeof sub, "%.300s.source", path);
+        problem(pr, sub, "a \"files\" or \"manifest\" model is a directory: end the source in '/'");
+        ok = false;
+    }
+    json_t *redirects = json_object_get(v, "redirects");
+    if (redirects != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.redirects", path);
+        const char *r = json_is_string(redirects) ? json_string_value(redirects) : "";
+        if (strcmp(r, "same-host") == 0)
+            m->redirects = MG_REDIRECTS_SAME_HOST;
+        else if (strcmp(r, "none") == 0)
+            m->redirects = MG_REDIRECTS_NONE;
+        else if (strcmp(r, "https") == 0)
+            m->redirects = MG_REDIRECTS_HTTPS;
+        else
+            problem(pr, sub, "must be \"same-host\", \"none\" or \"https\"");
+        if (m->source != NULL && !m->remote)
+            problem(pr, sub, "only remote (https) sources have redirects");
+    }
+    m->name = json_is_string(name) ? mg_strdup(json_string_value(name)) : NULL;
+    if (m->name == NULL)
+        ok = false;
+    /* Keep the entry even when it has problems, so that later entries are checked against
+     * it for duplicates; a policy with any problem is refused as a whole. */
+    if (ok || m->name != NULL)
+        pol->model_count++;
+}
+
+static void model_free(mg_policy_model *m)
+{
+    free(m->name);
+    free(m->source);
+    for (size_t i = 0; i < m->file_count; i++)
+        free(m->files[i].path);
+    free(m->files);
+    free(m->keys);
+}
+
+void mg_policy_close(mg_policy *pol)
+{
+    if (pol == NULL)
+        return;
+    for (size_t i = 0; i < pol->key_count; i++) {
+        free(pol->keys[i].name);
+        mg_sig_key_free(pol->keys[i].key);
+    }
+    free(pol->keys);
+    for (size_t i = 0; i < pol->model_count; i++)
+        model_free(&pol->models[i]);
+    free(pol->models);
+    free(pol->path);
+    free(pol->dir);
+    free(pol->audit_log);
+    free(pol->state_dir);
+    free(pol->cache_dir);
+    free(pol->ca_file);
+    free(pol);
+}
+
+static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size_t len)
+{
+    mg_error jerr;
+    mg_error_clear(&jerr);
+    json_t *root = mg_json_parse(data, len, "policy", MG_E_POLICY, &jerr);
+    if (root == NULL) {
+        problem(pr, "$", "%s", jerr.message);
+        return;
+    }
+    if (!json_is_object(root)) {
+        problem(pr, "$", "must be a JSON object");
+        json_decref(root);
+        return;
+    }
+    static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
+                                          "cache_dir", "ca_file", "models", NULL};
+    check_keys_only(pr, "$", root, allowed);
+    json_t *ver = json_object_get(root, "modelgate_policy");
+    if (ver == NULL)
+        problem(pr, "$.modelgate_policy", "missing");
+    else if (!json_is_integer(ver) || json_integer_value(ver) != 1)
+        problem(pr, "$.modelgate_policy", "must be 1");
+
+    static const char *const path_keys[] = {"audit_log", "state_dir", "cache_dir", "ca_file"};
+    char **path_dst[] = {&pol->audit_log, &pol->state_dir, &pol->cache_dir, &pol->ca_file};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *v = json_object_get(root, path_keys[i]);
+        if (v == NULL)
+            continue;
+        char sub[64];
+        snprintf(sub, sizeof sub, "$.%s", path_keys[i]);
+        if (!json_is_string(v) || json_string_length(v) == 0)
+            problem(pr, sub, "must be a non-empty path string");
+        else if ((*path_dst[i] = resolve_path(pol, json_string_value(v))) == NULL)
+            problem(pr, sub, "not a valid path");
+    }
+
+    json_t *keys = json_object_get(root, "keys");
+    if (keys != NULL)
+        parse_keys(pr, pol, keys);
+
+    json_t *models = json_object_get(root, "models");
+    if (models == NULL) {
+        problem(pr, "$.models", "missing");
+    } else if (!json_is_array(models)) {
+        problem(pr, "$.models", "must be an array");
+    } else {
+        pol->models = mg_calloc(json_array_size(models), sizeof *pol->models);
+        if (pol->models == NULL) {
+            problem(pr, "$.models", "out of memory");
+        } else {
+            size_t i;
+            json_t *m;
+            json_array_foreach(models, i, m) parse_model(pr, pol, i, m);
+        }
+    }
+    json_decref(root);
+}
+
+static mg_status verify_policy_signature(const mg_policy *pol, const char *key_path,
+                                         const uint8_t *data, size_t len, mg_error *err)
+{
+    char *abs_key = NULL;
+    mg_source_info info;
+    if (mg_source_normalize_path(key_path, NULL, &abs_key, &info, err) != MG_OK)
+        return mg_fail(err, MG_E_POLICY, "policy key path is invalid");
+    uint8_t *pem = NULL, *sig = NULL;
+    size_t pem_len = 0, sig_len = 0;
+    mg_sig_key *key = NULL;
+    mg_status s = read_protected(abs_key, "policy key", MG_MAX_KEY_FILE_BYTES, &pem, &pem_len,
+                                 err);
+    if (s == MG_OK) {
+        s = mg_sig_key_from_pem(pem, pem_len, &key, err);
+        if (s != MG_OK)
+            s = mg_fail(err, MG_E_POLICY, "policy key %s: %s", abs_key, err->message);
+    }
+    if (s == MG_OK) {
+        char sig_path[4096];
+        int n = snprintf(sig_path, sizeof sig_path, "%s/POLICY.sig", pol->dir);
+        if (n < 0 || (size_t)n >= sizeof sig_path)
+            s = mg_fail(err, MG_E_POLICY, "policy path too long");
+        else
+            s = read_protected(sig_path, "policy signature", MG_MAX_SIGNATURE_BYTES, &sig,
+                               &sig_len, err);
+    }
+    if (s == MG_OK && mg_sig_verify_raw(key, data, len, sig, sig_len, err) != MG_OK)
+        s = mg_fail(err, MG_E_POLICY, "policy %s: POLICY.sig is not a valid signature by the "
+                    "policy key", pol->path);
+    mg_sig_key_free(key);
+    free(pem);
+    free(sig);
+    free(abs_key);
+    return s;
+}
+
+static mg_status policy_load(const char *path, const char *policy_key, problems *pr,
+                             mg_policy **out, mg_error *err)
+{
+    *out = NULL;
+    mg_error_clear(err);
+    if (path == NULL)
+        path = getenv("MODELGATE_POLICY");
+    if (path == NULL || path[0] == '\0')
+        path = MG_DEFAULT_POLICY;
+    if (policy_key == NULL)
+        policy_key = getenv("MODELGATE_POLICY_KEY");
+    if (policy_key != NULL && policy_key[0] == '\0')
+        policy_key = NULL;
+
+    mg_policy *pol = calloc(1, sizeof *pol);
+    if (pol == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_source_info info;
+    if (mg_source_normalize_path(path, NULL, &pol->path, &info, err) != MG_OK || info.directory) {
+        mg_policy_close(pol);
+        return mg_fail(err, MG_E_POLICY, "invalid policy path");
+    }
+    const char *slash = strrchr(pol->path, '/');
+    pol->dir = mg_strndup(pol->path, slash == pol->path ? 1 : (size_t)(slash - pol->path));
+    if (pol->dir == NULL) {
+        mg_policy_close(pol);
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    uint8_t *data = NULL;
+    size_t len = 0;
+    mg_status s = read_protected(pol->path, "policy", MG_MAX_POLICY_BYTES, &data, &len, err);
+    if (s == MG_OK && policy_key != NULL)
+        s = verify_policy_signature(pol, policy_key, data, len, err);
+    if (s != MG_OK) {
+        if (pr->report != NULL)
+            pr->report(err->message, pr->ctx);
+        free(data);
+        mg_policy_close(pol);
+        return s;
+    }
+    parse_policy(pr, pol, data, len);
+    free(data);
+    if (pr->count > 0) {
+        mg_policy_close(pol);
+        return MG_E_POLICY;
+    }
+    *out = pol;
+    return MG_OK;
+}
+
+mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out, mg_error *err)
+{
+    problems pr = {NULL, NULL, 0, err};
+    mg_status s = policy_load(path, policy_key, &pr, out, err);
+    if (s != MG_OK && pr.count > 1) {
+        size_t n = strlen(err->message);
+        snprintf(err->message + n, sizeof err->message - n, " (and %zu more problems)",
+                 pr.count - 1);
+    }
+    return s;
+}
+
+mg_status mg_policy_check(const char *path, const char *policy_key,
+                          void (*report)(const char *problem, void *ctx), void *ctx,
+                          mg_error *err)
+{
+    problems pr = {report, ctx, 0, err};
+    mg_policy *pol = NULL;
+    mg_status s = policy_load(path, policy_key, &pr, &pol, err);
+    mg_policy_close(pol);
+    return s;
+}
+
+const char *mg_policy_path(const mg_policy *policy)
+{
+    return policy->path;
+}
+
+mg_status mg_policy_find(const mg_policy *pol, const char *source, const mg_policy_model **out,
+                         mg_error *err)
+{
+    *out = NULL;
+    for (size_t i = 0; i < pol->model_count; i++) {
+        if (strcmp(pol->models[i].name, source) == 0) {
+            *out = &pol->models[i];
+            return MG_OK;
+        }
+    }
+    char *canon = NULL;
+    mg_source_info info;
+    mg_error e;
+    mg_error_clear(&e);
+    mg_status s;
+    if (mg_source_is_url(source))
+        s = mg_source_normalize_url(source, &canon, &info, &e);
+    else
+        s = mg_source_normalize_path(source, NULL, &canon, &info, &e);
+    if (s == MG_OK) {
+        for (size_t i = 0; i < pol->model_count; i++) {
+            if (mg_source_equal(pol->models[i].source, canon)) {
+                *out = &pol->models[i];
+                free(canon);
+                return MG_OK;
+            }
+        }
+    }
+    free(canon);
+    return mg_fail(err, MG_E_UNTRUSTED, "source '%.300s' is not in the policy%s%s", source,
+                   s != MG_OK ? ": " : "", s != MG_OK ? e.message : "");
+}

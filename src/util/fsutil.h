@@ -1,0 +1,27 @@
+/* Opening files without following any symlink on the way. */
+#ifndef MG_FSUTIL_H
+#define MG_FSUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/*
+ * Open the absolute, normalised `path` walking every component with O_NOFOLLOW, so that a
+ * symlink anywhere on the way fails (ELOOP/ENOTDIR). `flags` are for the last component
+ * (O_CLOEXEC and O_NOFOLLOW are added). Returns the fd, or -1 with errno set. When
+ * `parent_fd` is not NULL it receives an O_PATH fd of the containing folder (caller closes).
+ */
+int mg_open_nofollow(const char *path, int flags, int *parent_fd);
+
+/* The same below an already open folder `dirfd` for a relative path ("a/b/c"). */
+int mg_openat_nofollow(int dirfd, const char *relpath, int flags);
+
+/* Read a whole small file from `fd` into a malloc'd buffer, refusing more than `cap` bytes
+ * (MG_E_LIMIT) and non-regular files (MG_E_IO). */
+MG_NODISCARD mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *len,
+                                     mg_error *err);
+
+#endif
