@@ -50,4 +50,34 @@ MG_NODISCARD mg_status mg_manifest_store_version(const struct mg_policy *pol,
 
 void mg_manifest_free(mg_manifest *m);
 
+/* ---- additions (manifest.c owner) ------------------------------------------------- */
+
+/* Most signature files one manifest may have: .sig, .sig.1 .. .sig.9, .minisig. */
+#define MG_MANIFEST_MAX_SIGS 11u
+/* Longest path inside a model a manifest may list, in bytes. */
+#define MG_MANIFEST_MAX_PATH 4096u
+
+/*
+ * FOR THE FUZZ HARNESS AND TESTS ONLY (the load path must use mg_manifest_verify): parse
+ * `data` as a manifest and apply the schema, path and expiry rules of SPEC §3 with `now`
+ * (seconds since the epoch) as the current time, without any signature, name or rollback
+ * check. MG_E_SIGNATURE for a bad manifest, MG_E_LIMIT for caps. On success the caller
+ * frees `out` with mg_manifest_free.
+ */
+MG_NODISCARD mg_status mg_manifest_parse_unverified(const uint8_t *data, size_t len, int64_t now,
+                                                    mg_manifest *out, mg_error *err);
+
+/* SPEC §3 path rule: relative, '/'-separated, no empty, "." or ".." component, no backslash,
+ * no control character, at most MG_MANIFEST_MAX_PATH bytes. */
+bool mg_manifest_path_ok(const char *path);
+
+/* Parse an RFC 3339 UTC time of exactly the form "YYYY-MM-DDTHH:MM:SSZ" (seconds 00-59) into
+ * seconds since the epoch; false for anything else. */
+bool mg_manifest_parse_time(const char *text, int64_t *out);
+
+/* The highest version recorded for model `name` in pol->state_dir (0 when none is recorded
+ * or there is no state_dir). MG_E_IO when the state cannot be read or is corrupt. */
+MG_NODISCARD mg_status mg_manifest_stored_version(const struct mg_policy *pol, const char *name,
+                                                  uint64_t *out, mg_error *err);
+
 #endif

@@ -39,4 +39,31 @@ MG_NODISCARD mg_status mg_sig_verify_minisig(const mg_sig_key *key, const uint8_
                                              size_t len, const uint8_t *minisig,
                                              size_t minisig_len, mg_error *err);
 
+/* ---- additions (sig.c owner) ------------------------------------------------------ */
+
+/* Largest .minisig file accepted (4 lines: comments of at most 1024 and 8192 bytes). */
+#define MG_MINISIG_MAX_BYTES (10u << 10)
+
+/* Key kinds, for messages and for the signer. */
+typedef enum mg_sig_key_type {
+    MG_SIG_RSA = 1,  /* RSA >= 2048 bits, verified as RSA-PSS SHA-256 */
+    MG_SIG_ED25519,  /* pure Ed25519 */
+    MG_SIG_ECDSA_P256, /* DER ECDSA with SHA-256 */
+    MG_SIG_ECDSA_P384, /* DER ECDSA with SHA-384 */
+    MG_SIG_MINISIGN  /* minisign Ed25519 key: .minisig files only */
+} mg_sig_key_type;
+
+mg_sig_key_type mg_sig_key_type_of(const mg_sig_key *key);
+/* "rsa-pss-sha256", "ed25519", "ecdsa-p256-sha256", "ecdsa-p384-sha384", "minisign". */
+const char *mg_sig_key_type_name(mg_sig_key_type type);
+
+/*
+ * Signed policy (SPEC §2): verify `sig` (raw bytes of POLICY.sig: RSA-PSS, Ed25519 or DER
+ * ECDSA, as for manifests) over the policy's exact bytes with the PEM public key `key_pem`.
+ * MG_OK if valid; MG_E_POLICY for a bad key or a bad or missing signature.
+ */
+MG_NODISCARD mg_status mg_sig_verify_policy(const uint8_t *key_pem, size_t key_len,
+                                            const uint8_t *policy, size_t len,
+                                            const uint8_t *sig, size_t sig_len, mg_error *err);
+
 #endif
