@@ -24,4 +24,28 @@ int mg_cli_report(const mg_error *err, bool json);
 /* A usage error: print "modelgate: usage: <msg>" and return 2. */
 int mg_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Options shared by the model commands: -p/--policy, --policy-key, --json, -q. */
+typedef struct mg_cli_opts {
+    const char *policy;
+    const char *policy_key;
+    bool json;
+    bool quiet;
+    const char *pos[8];
+    int npos;
+} mg_cli_opts;
+
+/* Parse argv[1..] into `o`, requiring min_pos..max_pos positional words; returns 0 or the
+ * usage exit status (message printed). */
+int mg_cli_parse_common(int argc, char **argv, mg_cli_opts *o, int min_pos, int max_pos,
+                        const char *usage);
+/* Open the policy of `o`; returns 0 or the exit status (error printed). */
+int mg_cli_open_policy(const mg_cli_opts *o, mg_policy **pol);
+
+/* Progress line on a terminal for long hashing (nothing when quiet or not a terminal). */
+void mg_cli_progress_begin(mg_load_options *opts, bool quiet);
+void mg_cli_progress_end(void);
+
+/* policy pin for an URL (tools/modelgate/pin_url.c). */
+int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url);
+
 #endif
