@@ -630,9 +630,9 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = mg_manifest_store_version(pol, entry, L.manifest.version, err);
 done:
     if (s == MG_OK) {
-        s = mg_audit_record(pol, mode_event(mode), entry->name, source, NULL, err);
+        s = mg_audit_record(pol, mode_event(mode), entry->name, entry->source, NULL, err);
     } else {
-        audit_failure(pol, mode, entry->name, source, err);
+        audit_failure(pol, mode, entry->name, entry->source, err);
     }
     if (L.dirfd >= 0)
         close(L.dirfd);

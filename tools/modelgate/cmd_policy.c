@@ -71,7 +71,7 @@ static void default_name(const char *path, char *out, size_t cap)
 static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t *files,
                     int depth)
 {
-    char dir[PATH_MAX];
+    char dir[2 * PATH_MAX + 2];
     snprintf(dir, sizeof dir, "%s/%s", root, rel);
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -83,15 +83,20 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        char sub[PATH_MAX], full[PATH_MAX];
-        snprintf(sub, sizeof sub, "%s%s", rel, e->d_name);
-        snprintf(full, sizeof full, "%s/%s", root, sub);
+        char sub[PATH_MAX], full[2 * PATH_MAX + 2];
+        int n1 = snprintf(sub, sizeof sub, "%s%s", rel, e->d_name);
+        int n2 = snprintf(full, sizeof full, "%s/%s", root, sub);
+        if (n1 < 0 || (size_t)n1 >= sizeof sub || n2 < 0 || (size_t)n2 >= sizeof full) {
+            fprintf(stderr, "modelgate: limit: path too long below %s\n", root);
+            rc = MG_E_LIMIT;
+            break;
+        }
         struct stat st;
         if (lstat(full, &st) != 0) {
             fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", full, strerror(errno));
             rc = MG_E_IO;
         } else if (S_ISDIR(st.st_mode) && depth < 16) {
-            char next[PATH_MAX];
+            char next[PATH_MAX + 2];
             snprintf(next, sizeof next, "%s/", sub);
             rc = pin_tree(root, next, alg, files, depth + 1);
         } else if (S_ISREG(st.st_mode)) {
