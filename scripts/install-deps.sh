@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what modelgate needs to build and test on Debian 12 (run as root on a fresh
+# machine; a no-op when everything is there). Used by `make check`, `make demo`, `make bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libssl-dev openssl libjansson-dev libzip-dev libcurl4-openssl-dev zlib1g-dev
+  libcmocka-dev
+  python3 python3-numpy python3-cryptography
+  minisign
+  clang libclang-rt-14-dev
+  valgrind
+)
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages (run as root): ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The independent GGUF reader used by the interop test (npm registry package).
+if [ -f tests/gguf-reader/package.json ] && [ ! -d tests/gguf-reader/node_modules ]; then
+  echo "install-deps: npm ci in tests/gguf-reader"
+  npm ci --prefix tests/gguf-reader --no-audit --no-fund --loglevel=error
+fi
