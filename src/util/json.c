@@ -12,6 +12,10 @@ json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_stat
     json_error_t jerr;
     json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        /* jansson quotes the offending token ("near '...'"): keep file bytes out of messages. */
+        char *near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         mg_fail(err, status, "%s: invalid JSON at line %d column %d: %s", what, jerr.line,
                 jerr.column, jerr.text);
         return NULL;
