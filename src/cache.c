@@ -1,0 +1,372 @@
+/* The download cache: publish verified bytes under their SHA-256, atomically (cache.h). */
+#define _GNU_SOURCE
+#include "cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "digest.h"
+#include "util/hex.h"
+
+#define MG_CACHE_SUBDIR "sha256"
+#define MG_CACHE_COMPARE_CHUNK (1u << 20)
+#define MG_CACHE_TEMP_TRIES 16
+
+/* Folders this call created, removed again if the publication fails (when still empty). */
+typedef struct created_dirs {
+    int parent_fd;  /* parent of cache_dir, when cache_dir was created; else -1 */
+    char *base;     /* cache_dir's last component, when created */
+    bool sub;       /* cache_dir/sha256 was created */
+} created_dirs;
+
+static bool is_dot_dot(const char *c, size_t n)
+{
+    return n == 2 && c[0] == '.' && c[1] == '.';
+}
+
+/*
+ * Open the directory `path` (absolute) one component at a time with O_NOFOLLOW, so no symlink
+ * is followed anywhere on the way. With `create`, a missing last component is made (0750)
+ * and reported in `made`. Returns the fd, or -1 with errno set (ENOENT when absent).
+ */
+static int open_dir_nofollow(const char *path, bool create, created_dirs *made)
+{
+    if (path[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    const char *p = path;
+    while (*p != '\0') {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t n = strcspn(p, "/");
+        if (is_dot_dot(p, n)) {
+            close(fd);
+            errno = EINVAL;
+            return -1;
+        }
+        if (n == 1 && p[0] == '.') {
+            p += n;
+            continue;
+        }
+        char *comp = mg_strndup(p, n);
+        if (comp == NULL) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        const char *rest = p + n;
+        while (*rest == '/')
+            rest++;
+        bool last = *rest == '\0';
+        bool created = false;
+        int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create && last) {
+            if (mkdirat(fd, comp, MG_CACHE_DIR_MODE) == 0) {
+                created = true;
+                if (made != NULL && made->parent_fd < 0) {
+                    made->parent_fd = dup(fd);
+                    made->base = made->parent_fd >= 0 ? mg_strdup(comp) : NULL;
+                }
+            } else if (errno != EEXIST) {
+                int e = errno;
+                free(comp);
+                close(fd);
+                errno = e;
+                return -1;
+            }
+            next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        /* 0750 whatever the umask; on the opened fd, so nothing is followed */
+        if (next >= 0 && created)
+            (void)fchmod(next, MG_CACHE_DIR_MODE);
+        int e = errno;
+        free(comp);
+        close(fd);
+        if (next < 0) {
+            errno = e;
+            return -1;
+        }
+        fd = next;
+        p += n;
+    }
+    return fd;
+}
+
+static mg_status write_all(int fd, const uint8_t *data, size_t len, mg_error *err)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        ssize_t n = write(fd, data + pos, len - pos);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return mg_fail(err, MG_E_IO, "cannot write the cache file: %s", strerror(errno));
+        }
+        pos += (size_t)n;
+    }
+    return MG_OK;
+}
+
+/* Does the file `name` in `dir_fd` hold exactly these bytes (a regular file, no symlink)? */
+static bool same_content(int dir_fd, const char *name, const uint8_t *data, size_t len)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len;
+    uint8_t *buf = same ? malloc(MG_CACHE_COMPARE_CHUNK) : NULL;
+    if (buf == NULL)
+        same = false;
+    size_t pos = 0;
+    while (same && pos < len) {
+        size_t want = len - pos < MG_CACHE_COMPARE_CHUNK ? len - pos : MG_CACHE_COMPARE_CHUNK;
+        ssize_t n = read(fd, buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || memcmp(buf, data + pos, (size_t)n) != 0)
+            same = false;
+        else
+            pos += (size_t)n;
+    }
+    if (same) {
+        uint8_t extra;
+        ssize_t n;
+        do {
+            n = read(fd, &extra, 1);
+        } while (n < 0 && errno == EINTR);
+        same = n == 0;
+    }
+    free(buf);
+    close(fd);
+    return same;
+}
+
+/* Give the unnamed file `tmp_fd` the name `name` in `dir_fd` (fails with EEXIST if taken). */
+static int link_tmpfile(int tmp_fd, int dir_fd, const char *name)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", tmp_fd);
+    if (linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    /* No /proc: AT_EMPTY_PATH does the same where the caller may use it. */
+    return linkat(tmp_fd, "", dir_fd, name, AT_EMPTY_PATH);
+}
+
+/* Replace whatever is at `name` by the unnamed file: link to a fresh temporary name, then
+ * rename over `name` (atomic; the temporary name is removed again on failure). */
+static mg_status replace_with_tmpfile(int tmp_fd, int dir_fd, const char *name, mg_error *err)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    for (unsigned i = 0; i < MG_CACHE_TEMP_TRIES; i++) {
+        char tmp_name[160];
+        snprintf(tmp_name, sizeof tmp_name, ".tmp-%.64s-%ld-%ld-%u", name, (long)getpid(),
+                 (long)ts.tv_nsec, i);
+        if (link_tmpfile(tmp_fd, dir_fd, tmp_name) != 0) {
+            if (errno == EEXIST)
+                continue;
+            return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
+        }
+        if (renameat(dir_fd, tmp_name, dir_fd, name) != 0) {
+            int e = errno;
+            (void)unlinkat(dir_fd, tmp_name, 0);
+            return mg_fail(err, MG_E_IO, "cannot replace the cache file: %s", strerror(e));
+        }
+        return MG_OK;
+    }
+    return mg_fail(err, MG_E_IO, "cannot find a free temporary name in the cache");
+}
+
+static size_t trimmed_len(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return n;
+}
+
+/* cache_dir/sha256/<hex>, or MG_E_LIMIT when it does not fit in out_cap. */
+static mg_status cache_path(const char *cache_dir, const char *hex, char *out, size_t cap,
+                            mg_error *err)
+{
+    size_t n = trimmed_len(cache_dir);
+    const char *sep = cache_dir[n - 1] == '/' ? "" : "/";
+    int w = snprintf(out, cap, "%.*s%s" MG_CACHE_SUBDIR "/%s", (int)n, cache_dir, sep, hex);
+    if (w < 0 || (size_t)w >= cap)
+        return mg_fail(err, MG_E_LIMIT, "cache path is longer than %zu bytes", cap);
+    return MG_OK;
+}
+
+static mg_status check_cache_dir(const char *cache_dir, mg_error *err)
+{
+    if (cache_dir == NULL || cache_dir[0] != '/')
+        return mg_fail(err, MG_E_USAGE, "cache_dir must be an absolute path");
+    if (strlen(cache_dir) > 4096)
+        return mg_fail(err, MG_E_LIMIT, "cache_dir is too long");
+    return MG_OK;
+}
+
+static void undo_dirs(created_dirs *made, int cache_fd)
+{
+    if (made->sub && cache_fd >= 0)
+        (void)unlinkat(cache_fd, MG_CACHE_SUBDIR, AT_REMOVEDIR);
+    if (made->parent_fd >= 0 && made->base != NULL)
+        (void)unlinkat(made->parent_fd, made->base, AT_REMOVEDIR);
+}
+
+mg_status mg_cache_publish(const char *cache_dir, const uint8_t *data, size_t len,
+                           char *out_path, size_t out_cap, mg_error *err)
+{
+    mg_status st = check_cache_dir(cache_dir, err);
+    if (st != MG_OK)
+        return st;
+    uint8_t digest[MG_DIGEST_MAX];
+    st = mg_digest_buffer(MG_SHA256, data, len, digest, err);
+    if (st != MG_OK)
+        return st;
+    char hex[65];
+    mg_hex_encode(digest, 32, hex);
+    st = cache_path(cache_dir, hex, out_path, out_cap, err);
+    if (st != MG_OK)
+        return st;
+
+    created_dirs made = {.parent_fd = -1};
+    int cache_fd = -1, sub_fd = -1, tmp_fd = -1;
+    cache_fd = open_dir_nofollow(cache_dir, true, &made);
+    if (cache_fd < 0) {
+        st = mg_fail(err, MG_E_IO, "cannot open cache_dir %.200s: %s", cache_dir,
+                     strerror(errno));
+        goto done;
+    }
+    if (mkdirat(cache_fd, MG_CACHE_SUBDIR, MG_CACHE_DIR_MODE) == 0) {
+        made.sub = true;
+    } else if (errno != EEXIST) {
+        st = mg_fail(err, MG_E_IO, "cannot create %.200s/" MG_CACHE_SUBDIR ": %s", cache_dir,
+                     strerror(errno));
+        goto done;
+    }
+    sub_fd = openat(cache_fd, MG_CACHE_SUBDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub_fd < 0) {
+        st = mg_fail(err, MG_E_IO, "cannot open %.200s/" MG_CACHE_SUBDIR ": %s", cache_dir,
+                     strerror(errno));
+        goto done;
+    }
+    if (made.sub && fchmod(sub_fd, MG_CACHE_DIR_MODE) != 0) { /* whatever the umask */
+        st = mg_fail(err, MG_E_IO, "cannot set the mode of %.200s/" MG_CACHE_SUBDIR ": %s",
+                     cache_dir, strerror(errno));
+        goto done;
+    }
+    tmp_fd = openat(sub_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, MG_CACHE_FILE_MODE);
+    if (tmp_fd < 0) {
+        st = mg_fail(err, MG_E_IO, "cannot create an unnamed temporary file in the cache: %s",
+                     strerror(errno));
+        goto done;
+    }
+    if (fchmod(tmp_fd, MG_CACHE_FILE_MODE) != 0) { /* whatever the umask */
+        st = mg_fail(err, MG_E_IO, "cannot set the cache file's mode: %s", strerror(errno));
+        goto done;
+    }
+    st = write_all(tmp_fd, data, len, err);
+    if (st != MG_OK)
+        goto done;
+    if (fsync(tmp_fd) != 0) {
+        st = mg_fail(err, MG_E_IO, "cannot sync the cache file: %s", strerror(errno));
+        goto done;
+    }
+    if (link_tmpfile(tmp_fd, sub_fd, hex) != 0) {
+        if (errno != EEXIST) {
+            st = mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
+            goto done;
+        }
+        /* Already cached: keep it when it holds these very bytes, else replace it. */
+        if (!same_content(sub_fd, hex, data, len)) {
+            st = replace_with_tmpfile(tmp_fd, sub_fd, hex, err);
+            if (st != MG_OK)
+                goto done;
+        }
+    }
+    if (fsync(sub_fd) != 0) {
+        st = mg_fail(err, MG_E_IO, "cannot sync the cache folder: %s", strerror(errno));
+        goto done;
+    }
+    st = MG_OK;
+done:
+    if (st != MG_OK)
+        undo_dirs(&made, cache_fd);
+    if (tmp_fd >= 0)
+        close(tmp_fd); /* an unlinked O_TMPFILE vanishes here */
+    if (sub_fd >= 0)
+        close(sub_fd);
+    if (cache_fd >= 0)
+        close(cache_fd);
+    if (made.parent_fd >= 0)
+        close(made.parent_fd);
+    free(made.base);
+    if (st != MG_OK && out_path != NULL && out_cap > 0)
+        out_path[0] = '\0';
+    return st;
+}
+
+mg_status mg_cache_lookup(const char *cache_dir, const uint8_t sha256[32], int *fd_out,
+                          mg_error *err)
+{
+    *fd_out = -1;
+    mg_status st = check_cache_dir(cache_dir, err);
+    if (st != MG_OK)
+        return st;
+    char hex[65];
+    mg_hex_encode(sha256, 32, hex);
+    int cache_fd = open_dir_nofollow(cache_dir, false, NULL);
+    if (cache_fd < 0) {
+        if (errno == ENOENT)
+            return MG_OK;
+        return mg_fail(err, MG_E_IO, "cannot open cache_dir %.200s: %s", cache_dir,
+                       strerror(errno));
+    }
+    int sub_fd = openat(cache_fd, MG_CACHE_SUBDIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int e = errno;
+    close(cache_fd);
+    if (sub_fd < 0) {
+        if (e == ENOENT)
+            return MG_OK;
+        return mg_fail(err, MG_E_IO, "cannot open %.200s/" MG_CACHE_SUBDIR ": %s", cache_dir,
+                       strerror(e));
+    }
+    int fd = openat(sub_fd, hex, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    e = errno;
+    close(sub_fd);
+    if (fd < 0) {
+        if (e == ENOENT)
+            return MG_OK;
+        return mg_fail(err, MG_E_IO, "cannot open cached file %.64s: %s", hex, strerror(e));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return mg_fail(err, MG_E_IO, "cached file %.64s is not a regular file", hex);
+    }
+    /* Back to blocking reads for the caller. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        close(fd);
+        return mg_fail(err, MG_E_IO, "cannot use cached file %.64s: %s", hex, strerror(errno));
+    }
+    *fd_out = fd;
+    return MG_OK;
+}

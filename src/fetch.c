@@ -1,0 +1,491 @@
+/* HTTPS downloads into verified memory (SPEC §6); the rules are documented in fetch.h. */
+#define _GNU_SOURCE
+#include "fetch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* First allocation for a capped download whose length the server did not announce. */
+#define MG_FETCH_INITIAL_BYTES (64u << 10)
+/* Body of a redirect answer that is read (and dropped) so libcurl reports its Location. */
+#define MG_FETCH_MAX_REDIRECT_BODY (64u << 10)
+/* Longest host name or port we compare between redirect hops. */
+#define MG_FETCH_HOST_MAX 256
+
+/*
+ * libcurl's global initialisation is not thread-safe and must run once per process. This
+ * pair is the module's only static state: written once, under pthread_once, then only read.
+ */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* One download: the state the write callback works on. */
+typedef struct transfer {
+    CURL *h;
+    mg_region *out;
+    uint64_t cap;  /* exact size, or the cap */
+    bool exact;
+    uint64_t received;
+    bool started;  /* the body of a 200 answer has begun */
+    bool refused_body; /* the callback stopped the body of a non-200 answer */
+    size_t dropped;    /* body bytes of a redirect answer, read and dropped */
+    mg_status failed;  /* set (with err filled) when the callback aborted for a reason of ours */
+    mg_digest_ctx *md;
+    _Atomic uint64_t *done;
+    const char *url;
+    mg_error *err;
+} transfer;
+
+/* ---- verified memory that grows as bytes arrive ------------------------------------- */
+
+static size_t page_size(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (size_t)page : 4096;
+}
+
+/* Make room for `need` bytes of content (need <= cap), doubling, never past the cap. */
+static mg_status reserve(transfer *t, uint64_t need)
+{
+    mg_region *r = t->out;
+    if (r->data != NULL && need <= r->map_len)
+        return MG_OK;
+    uint64_t want = need;
+    if (r->data == NULL) {
+        if (!t->exact && want < MG_FETCH_INITIAL_BYTES)
+            want = MG_FETCH_INITIAL_BYTES;
+    } else if (r->map_len <= UINT64_MAX / 2 && want < (uint64_t)r->map_len * 2) {
+        want = (uint64_t)r->map_len * 2;
+    }
+    if (want > t->cap)
+        want = t->cap;
+    if (want > SIZE_MAX)
+        return mg_fail(t->err, MG_E_LIMIT, "download of %llu bytes does not fit in memory",
+                       (unsigned long long)want);
+    if (r->data == NULL) {
+        mg_status st = mg_region_alloc(r, (size_t)want, t->err);
+        if (st != MG_OK)
+            return st;
+        r->len = 0; /* content so far; set to the received length at the end */
+        return MG_OK;
+    }
+    size_t ps = page_size();
+    size_t map_len;
+    if (__builtin_add_overflow((size_t)want, ps - 1, &map_len))
+        return mg_fail(t->err, MG_E_LIMIT, "download of %llu bytes is too large",
+                       (unsigned long long)want);
+    map_len &= ~(ps - 1);
+    void *p = mremap(r->data, r->map_len, map_len, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return mg_fail(t->err, MG_E_LIMIT, "cannot grow download buffer to %zu bytes: %s",
+                       map_len, strerror(errno));
+    r->data = p;
+    r->map_len = map_len;
+    return MG_OK;
+}
+
+/* ---- the write callback: hash, count, cap --------------------------------------------- */
+
+static size_t abort_with(transfer *t, mg_status st)
+{
+    t->failed = st;
+    return 0; /* any count other than the one given makes libcurl stop with CURLE_WRITE_ERROR */
+}
+
+/* The first body bytes of a 200 answer: check an announced length, then allocate. */
+static mg_status start_body(transfer *t)
+{
+    curl_off_t announced = -1;
+    if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+        announced = -1;
+    if (announced >= 0 && (uint64_t)announced > t->cap)
+        return mg_fail(t->err, MG_E_INTEGRITY,
+                       "%.200s: server announced %lld bytes, more than the expected %llu",
+                       t->url, (long long)announced, (unsigned long long)t->cap);
+    if (announced >= 0 && t->exact && (uint64_t)announced != t->cap)
+        return mg_fail(t->err, MG_E_INTEGRITY,
+                       "%.200s: server announced %lld bytes, expected %llu", t->url,
+                       (long long)announced, (unsigned long long)t->cap);
+    t->started = true;
+    uint64_t first = t->exact ? t->cap : (announced >= 0 ? (uint64_t)announced : 0);
+    return first > 0 ? reserve(t, first) : MG_OK;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    transfer *t = userdata;
+    size_t n;
+    if (__builtin_mul_overflow(size, nmemb, &n))
+        return abort_with(t, mg_fail(t->err, MG_E_LIMIT, "impossible chunk size"));
+    long code = 0;
+    if (curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+        code = 0;
+    if (code >= 300 && code < 400 && n <= MG_FETCH_MAX_REDIRECT_BODY - t->dropped) {
+        /* libcurl reports a redirect's target only after a complete answer: read a short
+         * redirect body through, drop it. */
+        t->dropped += n;
+        return n;
+    }
+    if (code != 200) {
+        /* The body of an error answer (or an overlong redirect body) is never needed. */
+        t->refused_body = true;
+        return 0;
+    }
+    if (!t->started) {
+        mg_status st = start_body(t);
+        if (st != MG_OK)
+            return abort_with(t, st);
+    }
+    if ((uint64_t)n > t->cap - t->received)
+        return abort_with(t, mg_fail(t->err, MG_E_INTEGRITY,
+                                     "%.200s: body is longer than the expected %llu bytes",
+                                     t->url, (unsigned long long)t->cap));
+    if (n == 0)
+        return 0;
+    mg_status st = reserve(t, t->received + n);
+    if (st != MG_OK)
+        return abort_with(t, st);
+    memcpy(t->out->data + t->received, ptr, n);
+    st = mg_digest_update(t->md, t->out->data + t->received, n, t->err);
+    if (st != MG_OK)
+        return abort_with(t, st);
+    t->received += n;
+    if (t->done != NULL)
+        atomic_fetch_add_explicit(t->done, n, memory_order_relaxed);
+    return n;
+}
+
+/* ---- URLs and redirect rules ----------------------------------------------------------- */
+
+typedef struct url_parts {
+    char scheme[16];
+    char host[MG_FETCH_HOST_MAX];
+    unsigned long port;
+    bool has_userinfo;
+} url_parts;
+
+static bool get_part(CURLU *u, CURLUPart what, unsigned flags, char *dst, size_t cap)
+{
+    char *v = NULL;
+    if (curl_url_get(u, what, &v, flags) != CURLUE_OK || v == NULL)
+        return false;
+    bool ok = mg_strlcpy(dst, v, cap);
+    curl_free(v);
+    return ok;
+}
+
+static bool has_part(CURLU *u, CURLUPart what)
+{
+    char *v = NULL;
+    CURLUcode rc = curl_url_get(u, what, &v, 0);
+    curl_free(v);
+    return rc == CURLUE_OK;
+}
+
+/* Checked decimal port, no sign, no spaces: our own parser instead of strtoul. */
+static bool parse_port(const char *s, unsigned long *out)
+{
+    unsigned long v = 0;
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*s - '0');
+        if (v > 65535)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Split an absolute URL; scheme and host lower-cased, the port made explicit. */
+static bool split_url(const char *url, url_parts *p)
+{
+    memset(p, 0, sizeof *p);
+    CURLU *u = curl_url();
+    if (u == NULL)
+        return false;
+    bool ok = false;
+    char port[16];
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+        goto done;
+    if (!get_part(u, CURLUPART_SCHEME, 0, p->scheme, sizeof p->scheme) ||
+        !get_part(u, CURLUPART_HOST, 0, p->host, sizeof p->host) ||
+        !get_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT, port, sizeof port) ||
+        !parse_port(port, &p->port))
+        goto done;
+    p->has_userinfo = has_part(u, CURLUPART_USER) || has_part(u, CURLUPART_PASSWORD) ||
+                      has_part(u, CURLUPART_OPTIONS);
+    for (char *c = p->scheme; *c != '\0'; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    for (char *c = p->host; *c != '\0'; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    ok = p->host[0] != '\0';
+done:
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* May a redirect from `from` to `to` be followed under `rule`? Fills err when not. */
+static mg_status check_redirect(mg_redirects rule, const char *from, const char *to,
+                                mg_error *err)
+{
+    if (rule == MG_REDIRECTS_NONE)
+        return mg_fail(err, MG_E_IO,
+                       "%.200s: redirect to %.200s refused: the policy allows no redirects",
+                       from, to);
+    url_parts a, b;
+    if (!split_url(to, &b))
+        return mg_fail(err, MG_E_IO, "%.200s: redirect to an unusable URL refused", from);
+    if (strcmp(b.scheme, "https") != 0)
+        return mg_fail(err, MG_E_IO, "%.200s: redirect to %.200s refused: not https", from, to);
+    if (b.has_userinfo)
+        return mg_fail(err, MG_E_IO, "%.200s: redirect to an URL with user info refused", from);
+    if (rule == MG_REDIRECTS_HTTPS)
+        return MG_OK;
+    if (!split_url(from, &a))
+        return mg_fail(err, MG_E_IO, "%.200s: cannot parse the URL", from);
+    if (strcmp(a.scheme, b.scheme) != 0 || strcmp(a.host, b.host) != 0 || a.port != b.port)
+        return mg_fail(err, MG_E_IO,
+                       "%.200s: redirect to %.200s refused: the policy allows only the same host",
+                       from, to);
+    return MG_OK;
+}
+
+static bool is_redirect_status(long code)
+{
+    return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+}
+
+/* ---- handle setup ------------------------------------------------------------------------ */
+
+/* The low-speed window: 30 s, or shorter for tests through MODELGATE_TEST_LOW_SPEED_TIME. */
+static long low_speed_time(void)
+{
+    const char *s = getenv(MG_FETCH_TEST_LOW_SPEED_ENV);
+    unsigned long v;
+    if (s == NULL || !parse_port(s, &v)) /* digits only, at most 65535 */
+        return MG_FETCH_LOW_SPEED_TIME_S;
+    if (v < 1)
+        v = 1;
+    return v < (unsigned long)MG_FETCH_LOW_SPEED_TIME_S ? (long)v : MG_FETCH_LOW_SPEED_TIME_S;
+}
+
+#define SETOPT(h, opt, val)                                                                   \
+    do {                                                                                      \
+        CURLcode rc_ = curl_easy_setopt((h), (opt), (val));                                   \
+        if (rc_ != CURLE_OK)                                                                  \
+            return mg_fail(err, MG_E_LIMIT, "libcurl refused %s: %s", #opt,                  \
+                           curl_easy_strerror(rc_));                                          \
+    } while (0)
+
+static mg_status setup_handle(CURL *h, const mg_fetch_config *cfg, transfer *t, char *errbuf,
+                              mg_error *err)
+{
+    SETOPT(h, CURLOPT_ERRORBUFFER, errbuf);
+    SETOPT(h, CURLOPT_PROTOCOLS_STR, "https");
+    SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+    /* Redirects are followed by hand so that every hop passes the model's rule. */
+    SETOPT(h, CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(h, CURLOPT_MAXREDIRS, 0L);
+    SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    SETOPT(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (cfg->ca_file != NULL)
+        SETOPT(h, CURLOPT_CAINFO, cfg->ca_file);
+    SETOPT(h, CURLOPT_CONNECTTIMEOUT, MG_FETCH_CONNECT_TIMEOUT_S);
+    SETOPT(h, CURLOPT_LOW_SPEED_LIMIT, MG_FETCH_LOW_SPEED_LIMIT);
+    SETOPT(h, CURLOPT_LOW_SPEED_TIME, low_speed_time());
+    SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+    SETOPT(h, CURLOPT_FAILONERROR, 1L);
+    /* The bytes hashed are the bytes sent: no Accept-Encoding, and no decoding either. */
+    SETOPT(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    SETOPT(h, CURLOPT_NOPROGRESS, 1L);
+    SETOPT(h, CURLOPT_USERAGENT, "modelgate/0.1");
+    /* libcurl 7.88 honours this only for an announced Content-Length (trust.md §4);
+     * on_body enforces the cap on every byte. 0 would mean "no limit", so it is skipped. */
+    if (t->cap > 0 && t->cap <= (uint64_t)INT64_MAX)
+        SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->cap);
+    SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(h, CURLOPT_WRITEDATA, t);
+    return MG_OK;
+}
+
+/* ---- one download ---------------------------------------------------------------------- */
+
+static bool is_tls_error(CURLcode rc)
+{
+    return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||
+           rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+           rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ISSUER_ERROR ||
+           rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_INVALIDCERTSTATUS ||
+           rc == CURLE_SSL_CRL_BADFILE || rc == CURLE_SSL_SHUTDOWN_FAILED;
+}
+
+/* Did the server answer this hop with an HTTP status (rather than fail before one)? */
+static bool answered(const transfer *t, CURLcode rc)
+{
+    return rc == CURLE_OK || rc == CURLE_HTTP_RETURNED_ERROR || t->refused_body;
+}
+
+/* Turn the outcome of the final hop into a status (MG_OK only for a complete 200 body). */
+static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
+{
+    const char *url = t->url;
+    const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+    if (t->failed != MG_OK)
+        return t->failed;
+    if (rc == CURLE_FILESIZE_EXCEEDED && code == 200)
+        return mg_fail(t->err, MG_E_INTEGRITY,
+                       "%.200s: server announced more than the expected %llu bytes", url,
+                       (unsigned long long)t->cap);
+    if (code != 0 && code != 200 && answered(t, rc))
+        return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
+    if (rc == CURLE_PARTIAL_FILE)
+        return mg_fail(t->err, t->exact ? MG_E_INTEGRITY : MG_E_IO,
+                       "%.200s: transfer ended after %llu bytes, expected %llu (%.200s)", url,
+                       (unsigned long long)t->received, (unsigned long long)t->cap, why);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return mg_fail(t->err, MG_E_IO, "%.200s: too slow or stalled (%.200s)", url, why);
+    if (is_tls_error(rc))
+        return mg_fail(t->err, MG_E_IO, "%.200s: TLS failure: %.200s", url, why);
+    if (rc != CURLE_OK)
+        return mg_fail(t->err, MG_E_IO, "%.200s: %.200s", url, why);
+    if (code != 200)
+        return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
+    if (t->exact && t->received != t->cap)
+        return mg_fail(t->err, MG_E_INTEGRITY, "%.200s: received %llu bytes, expected %llu",
+                       url, (unsigned long long)t->received, (unsigned long long)t->cap);
+    return MG_OK;
+}
+
+static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
+                       mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                       _Atomic uint64_t *done, bool *found, mg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (found != NULL)
+        *found = false;
+    url_parts first;
+    if (cfg == NULL || url == NULL || !split_url(url, &first) ||
+        strcmp(first.scheme, "https") != 0 || first.has_userinfo)
+        return mg_fail(err, MG_E_USAGE, "%.200s: not an https URL without user info",
+                       url != NULL ? url : "(null)");
+    if (size > MG_MAX_MODEL_FILE_BYTES)
+        return mg_fail(err, MG_E_LIMIT, "%.200s: %llu bytes exceeds the cap of one file", url,
+                       (unsigned long long)size);
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK)
+        return mg_fail(err, MG_E_LIMIT, "libcurl initialisation failed: %s",
+                       curl_easy_strerror(curl_init_result));
+
+    transfer t = {.out = out, .cap = size, .exact = exact, .done = done, .err = err};
+    char errbuf[CURL_ERROR_SIZE];
+    errbuf[0] = '\0';
+    char *current = mg_strdup(url);
+    mg_status st = mg_digest_new(alg, &t.md, err);
+    if (st != MG_OK) {
+        free(current);
+        return st;
+    }
+    t.h = curl_easy_init();
+    if (current == NULL || t.h == NULL) {
+        st = mg_fail(err, MG_E_LIMIT, "out of memory (libcurl handle)");
+        goto finish;
+    }
+    st = setup_handle(t.h, cfg, &t, errbuf, err);
+    if (st != MG_OK)
+        goto finish;
+
+    for (int hop = 0;; hop++) {
+        t.url = current;
+        t.refused_body = false;
+        t.dropped = 0;
+        errbuf[0] = '\0';
+        if (curl_easy_setopt(t.h, CURLOPT_URL, current) != CURLE_OK) {
+            st = mg_fail(err, MG_E_LIMIT, "libcurl refused the URL %.200s", current);
+            goto finish;
+        }
+        CURLcode rc = curl_easy_perform(t.h);
+        long code = 0;
+        if (curl_easy_getinfo(t.h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+            code = 0;
+        if (t.failed == MG_OK && is_redirect_status(code) && !t.started && rc == CURLE_OK) {
+            char *next = NULL;
+            if (curl_easy_getinfo(t.h, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
+                next == NULL) {
+                st = mg_fail(err, MG_E_IO, "%.200s: HTTP %ld without a usable Location",
+                             current, code);
+                goto finish;
+            }
+            if (hop >= MG_FETCH_MAX_REDIRECTS) {
+                st = mg_fail(err, MG_E_IO, "%.200s: more than %d redirects", url,
+                             MG_FETCH_MAX_REDIRECTS);
+                goto finish;
+            }
+            st = check_redirect(cfg->redirects, current, next, err);
+            if (st != MG_OK)
+                goto finish;
+            char *copy = mg_strdup(next); /* `next` lives in the handle until the next perform */
+            if (copy == NULL) {
+                st = mg_fail(err, MG_E_LIMIT, "out of memory");
+                goto finish;
+            }
+            free(current);
+            current = copy;
+            continue;
+        }
+        if (found != NULL && code == 404 && t.failed == MG_OK && answered(&t, rc)) {
+            st = MG_OK; /* absent optional file: *found stays false, *out empty */
+            goto finish;
+        }
+        st = judge(&t, rc, code, errbuf);
+        break;
+    }
+    if (st != MG_OK)
+        goto finish;
+    st = mg_digest_final(t.md, digest, err);
+    if (st != MG_OK)
+        goto finish;
+    out->len = (size_t)t.received;
+    if (out->len == 0)
+        mg_region_free(out);
+    if (found != NULL)
+        *found = true;
+finish:
+    if (st != MG_OK)
+        mg_region_free(out);
+    if (t.h != NULL)
+        curl_easy_cleanup(t.h);
+    mg_digest_free(t.md);
+    free(current);
+    return st;
+}
+
+mg_status mg_fetch_region(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
+                          mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                          _Atomic uint64_t *done, mg_error *err)
+{
+    return fetch(cfg, url, size, exact, alg, out, digest, done, NULL, err);
+}
+
+mg_status mg_fetch_region_optional(const mg_fetch_config *cfg, const char *url, uint64_t size,
+                                   bool exact, mg_digest_alg alg, mg_region *out,
+                                   uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
+                                   bool *found, mg_error *err)
+{
+    return fetch(cfg, url, size, exact, alg, out, digest, done, found, err);
+}

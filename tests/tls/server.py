@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""A small HTTPS server for modelgate's download tests (Python standard library only).
+
+    server.py --dir WORKDIR --root FILES [--lifetime SECS] LISTENER...
+
+LISTENER is NAME=CERT.pem:KEY.pem. Every listener binds 127.0.0.1 on a free port (never any
+other address) and serves the same routes with its own certificate. When all listen, the server
+writes WORKDIR/ports.json ({"NAME": port, ...}) atomically; tests wait for that file. It stops
+by itself after --lifetime seconds (default 120), or on SIGTERM/SIGINT.
+
+Counters, for tests to assert how many requests a refused download made: after every accepted
+TCP connection and every HTTP request, WORKDIR/count.json is rewritten atomically as
+{"NAME": {"connections": n, "handshake_failures": n, "requests": n, "paths": [...]}, ...}
+(paths: the first 200 request paths). GET /__count returns the same JSON and is not counted.
+
+Routes (NAME is a file below --root; every response closes the connection):
+    /f/NAME                 200 with Content-Length
+    /chunked/NAME           200, Transfer-Encoding: chunked (4 KiB chunks)
+    /truncated/NAME         200, Content-Length = size + 1000, then the file, then close
+    /stall/NAME             200, Content-Length, the first 1 KiB, then nothing for up to 20 s
+    /redirect?to=URL        302 to URL (percent-encoded in the query)
+    /redirect301?to=URL     301 to URL
+    /loop/N                 302 to /loop/N+1 (relative), for N < 50; then 404
+    /status/CODE            that status with a short body
+    anything else           404
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+STALL_SECONDS = 20
+MAX_PATHS = 200
+
+
+class Counters:
+    def __init__(self, workdir, names):
+        self.lock = threading.Lock()
+        self.path = os.path.join(workdir, "count.json")
+        self.data = {n: {"connections": 0, "handshake_failures": 0, "requests": 0, "paths": []}
+                     for n in names}
+        self.write()
+
+    def bump(self, name, key, path=None):
+        with self.lock:
+            self.data[name][key] += 1
+            if path is not None and len(self.data[name]["paths"]) < MAX_PATHS:
+                self.data[name]["paths"].append(path)
+            self.write()
+
+    def snapshot(self):
+        with self.lock:
+            return json.dumps(self.data).encode()
+
+    def write(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.path)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mgtest"
+    sys_version = ""
+
+    def log_message(self, fmt, *args):  # quiet: tests read count.json instead
+        pass
+
+    def send_simple(self, code, body=b"", headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def file_bytes(self, name):
+        root = self.server.root
+        full = os.path.realpath(os.path.join(root, name))
+        if not full.startswith(root + os.sep) or not os.path.isfile(full):
+            return None
+        with open(full, "rb") as f:
+            return f.read()
+
+    def do_GET(self):
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/__count":
+            self.send_simple(200, self.server.counters.snapshot())
+            return
+        self.server.counters.bump(self.server.name, "requests", self.path)
+        parts = url.path.split("/", 2)
+        route = parts[1] if len(parts) > 1 else ""
+        arg = urllib.parse.unquote(parts[2]) if len(parts) > 2 else ""
+        query = urllib.parse.parse_qs(url.query)
+        self.close_connection = True
+
+        if route in ("redirect", "redirect301") and "to" in query:
+            code = 301 if route == "redirect301" else 302
+            self.send_simple(code, b"moved\n", [("Location", query["to"][0])])
+            return
+        if route == "loop":
+            n = int(arg) if arg.isdigit() else 0
+            if n < 50:
+                self.send_simple(302, b"", [("Location", "/loop/%d" % (n + 1))])
+            else:
+                self.send_simple(404, b"end of loop\n")
+            return
+        if route == "status" and arg.isdigit():
+            self.send_simple(int(arg), b"status body\n")
+            return
+
+        body = self.file_bytes(arg) if arg else None
+        if body is None or route not in ("f", "chunked", "truncated", "stall"):
+            self.send_simple(404, b"not found\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        if route == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, len(body), 4096):
+                chunk = body[i:i + 4096]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        elif route == "truncated":
+            self.send_header("Content-Length", str(len(body) + 1000))
+            self.end_headers()
+            self.wfile.write(body)
+        elif route == "stall":
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:1024])
+            self.wfile.flush()
+            deadline = time.monotonic() + STALL_SECONDS
+            while time.monotonic() < deadline and not self.server.stopping.is_set():
+                time.sleep(0.1)
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+
+class TLSServer(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, name, ctx, root, counters, stopping):
+        self.name = name
+        self.ctx = ctx
+        self.root = root
+        self.counters = counters
+        self.stopping = stopping
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs here, in the connection's own thread, so a client that
+        # stalls in the handshake cannot block the accept loop.
+        self.counters.bump(self.name, "connections")
+        request.settimeout(30)
+        try:
+            tls = self.ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.counters.bump(self.name, "handshake_failures")
+            return
+        try:
+            Handler(tls, client_address, self)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--lifetime", type=float, default=120.0)
+    ap.add_argument("listeners", nargs="+")
+    args = ap.parse_args()
+
+    specs = []
+    for spec in args.listeners:
+        name, _, files = spec.partition("=")
+        cert, _, key = files.partition(":")
+        specs.append((name, cert, key))
+    counters = Counters(args.dir, [s[0] for s in specs])
+    stopping = threading.Event()
+    root = os.path.realpath(args.root)
+    servers = []
+    for name, cert, key in specs:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        srv = TLSServer(name, ctx, root, counters, stopping)
+        servers.append(srv)
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1},
+                         daemon=True).start()
+
+    ports = {s.name: s.server_address[1] for s in servers}
+    tmp = os.path.join(args.dir, "ports.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(ports, f)
+    os.replace(tmp, os.path.join(args.dir, "ports.json"))
+
+    def stop(signum, frame):
+        stopping.set()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    stopping.wait(args.lifetime)
+    stopping.set()
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
