@@ -629,6 +629,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     if (s == MG_OK && L.have_manifest)
         s = mg_manifest_store_version(pol, entry, L.manifest.version, err);
 done:
+    if (s != MG_OK)
+        mg_error_set_model(err, entry->name);
     if (s == MG_OK) {
         s = mg_audit_record(pol, mode_event(mode), entry->name, entry->source, NULL, err);
     } else {

@@ -767,7 +767,7 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
     mg_reader_init(&p.r, data, len);
     p.alignment = GGUF_DEFAULT_ALIGNMENT;
     p.err = err;
-    uint64_t n_tensors, n_kv;
+    uint64_t n_tensors = 0, n_kv = 0;
     mg_status st = read_header(&p, &n_tensors, &n_kv);
     if (st != MG_OK)
         return st;
