@@ -415,8 +415,7 @@ static mg_status parse_shape(const lit_value *v, mg_npy_array *out, mg_error *er
     return MG_OK;
 }
 
-/* True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
-static bool valid_utf8(const uint8_t *s, size_t n)
+bool mg_npy_valid_utf8(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -490,7 +489,7 @@ mg_status mg_npy_parse_array(const uint8_t *data, size_t len, mg_npy_array *out,
     size_t hlen = (size_t)header_len;
     if (memchr(header, '\0', hlen) != NULL)
         return mg_fail(err, MG_E_FORMAT, "npy: header contains a NUL byte");
-    if (major == 3 && !valid_utf8(header, hlen))
+    if (major == 3 && !mg_npy_valid_utf8(header, hlen))
         return mg_fail(err, MG_E_FORMAT, "npy: v3 header is not valid UTF-8");
     if (hlen == 0 || header[hlen - 1] != '\n')
         return mg_fail(err, MG_E_FORMAT, "npy: header does not end with a newline");
