@@ -21,6 +21,9 @@ Routes (NAME is a file below --root; every response closes the connection):
     /redirect?to=URL        302 to URL (percent-encoded in the query)
     /redirect301?to=URL     301 to URL
     /loop/N                 302 to /loop/N+1 (relative), for N < 50; then 404
+    /r/NAME                 302 to /f/NAME (relative: same host)
+    /rlocalhost/NAME        302 to https://localhost:PORT/f/NAME (another host name)
+    /rhttp/NAME             302 to http://127.0.0.1:PORT/f/NAME (never served: no plain HTTP)
     /status/CODE            that status with a short body
     anything else           404
 """
@@ -115,6 +118,17 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_simple(302, b"", [("Location", "/loop/%d" % (n + 1))])
             else:
                 self.send_simple(404, b"end of loop\n")
+            return
+        port = self.server.server_address[1]
+        quoted = urllib.parse.quote(arg)
+        if route == "r":
+            self.send_simple(302, b"", [("Location", "/f/" + quoted)])
+            return
+        if route == "rlocalhost":
+            self.send_simple(302, b"", [("Location", "https://localhost:%d/f/%s" % (port, quoted))])
+            return
+        if route == "rhttp":
+            self.send_simple(302, b"", [("Location", "http://127.0.0.1:%d/f/%s" % (port, quoted))])
             return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")

@@ -1,0 +1,331 @@
+"""Remote models over HTTPS through the command line (SPEC §2, §5, §6, §7).
+
+Every test talks to tests/tls/server.py, started here on 127.0.0.1 (never any other address)
+with certificates made by tests/tls/make_certs.sh: a test CA (the policy's ca_file), a good
+certificate for 127.0.0.1/localhost, one for another host name, an expired one and a
+self-signed one. The server counts connections and requests, so refused cases can show that
+nothing was asked for; it stops by itself after 600 s.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mgtest  # noqa: E402
+
+TLS_DIR = os.path.join(mgtest.SOURCE_DIR, "tests", "tls")
+REAL = os.path.join(mgtest.CORPUS, "safetensors")
+SINGLE = "voices.safetensors"
+DIR_FILES = ["mlx-lora-adapters.safetensors", "overall.safetensors", "e.safetensors"]
+
+# Never through a proxy: the server is on 127.0.0.1.
+for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "http_proxy", "HTTP_PROXY"):
+    os.environ.pop(var, None)
+os.environ["no_proxy"] = "*"
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Server:
+    """tests/tls/server.py with four listeners, serving `root`."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="mgtls.")
+        self.certs = os.path.join(self.dir, "certs")
+        self.root = os.path.join(self.dir, "root")
+        os.makedirs(self.root)
+        subprocess.run(["/bin/sh", os.path.join(TLS_DIR, "make_certs.sh"), self.certs], check=True,
+                       timeout=60)
+        self.ca = os.path.join(self.certs, "ca.pem")
+        names = ["good", "wronghost", "expired", "selfsigned"]
+        listeners = ["%s=%s/%s.pem:%s/%s.key" % (n, self.certs, n, self.certs, n) for n in names]
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(TLS_DIR, "server.py"), "--dir", self.dir,
+             "--root", self.root, "--lifetime", "600", *listeners])
+        ports = os.path.join(self.dir, "ports.json")
+        for _ in range(200):  # at most 20 s
+            if os.path.exists(ports) or self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        with open(ports) as f:
+            self.ports = json.load(f)
+
+    def put(self, rel, data):
+        p = os.path.join(self.root, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+
+    def url(self, path, listener="good", host="127.0.0.1"):
+        return "https://%s:%d%s" % (host, self.ports[listener], path)
+
+    def counts(self, listener="good"):
+        with open(os.path.join(self.dir, "count.json")) as f:
+            return json.load(f)[listener]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+SERVER = None
+
+
+def setUpModule():
+    global SERVER
+    SERVER = Server()
+    with open(os.path.join(REAL, SINGLE), "rb") as f:
+        data = f.read()
+    SERVER.put(SINGLE, data)
+    tampered = bytearray(data)
+    tampered[len(data) // 2] ^= 0x01
+    SERVER.put("tampered/" + SINGLE, bytes(tampered))
+    for name in DIR_FILES:
+        with open(os.path.join(REAL, name), "rb") as f:
+            SERVER.put("dir/" + name, f.read())
+
+
+def tearDownModule():
+    if SERVER is not None:
+        SERVER.stop()
+
+
+class Https(mgtest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.cache = self.ws.path("cache")
+        self.audit = self.ws.path("audit.jsonl")
+        self.ws.extra = {"ca_file": SERVER.ca, "cache_dir": self.cache, "audit_log": self.audit}
+        with open(os.path.join(REAL, SINGLE), "rb") as f:
+            self.single = f.read()
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def pin_remote(self, name, url, data, size=True, **extra):
+        entry = {"name": name, "source": url, "sha256": sha256_bytes(data)}
+        if size:
+            entry["size"] = len(data)
+        entry.update(extra)
+        self.ws.models.append(entry)
+        return entry
+
+    def cache_files(self):
+        found = []
+        for root, dirs, files in os.walk(self.cache):
+            found += [os.path.join(root, f) for f in files]
+        return found
+
+    def assert_cache_empty(self):
+        self.assertEqual(self.cache_files(), [], "a refused fetch left files in cache_dir")
+
+    def audit_events(self):
+        if not os.path.exists(self.audit):
+            return []
+        with open(self.audit) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def assert_fetch_audited(self, result, error=None, model=None):
+        ev = [e for e in self.audit_events() if e.get("event") == "fetch"]
+        self.assertTrue(ev, "no fetch event in the audit log: %r" % self.audit_events())
+        last = ev[-1]
+        self.assertEqual(last["result"], result, last)
+        if error is not None:
+            self.assertEqual(last.get("error"), error, last)
+        if model is not None:
+            self.assertEqual(last.get("model"), model, last)
+        return last
+
+    def refused(self, source, code, error_kind, model=None, env=None):
+        r = self.ws.run("fetch", "-q", source, env=env)
+        self.assertExit(r, code, source)
+        self.assertEqual(r.stdout, b"")
+        self.assertIn("modelgate: %s:" % error_kind, r.stderr)
+        self.assert_cache_empty()
+        return r
+
+    # ---- success ----------------------------------------------------------------------
+
+    def test_fetch_single_file(self):
+        url = SERVER.url("/f/" + SINGLE)
+        self.pin_remote("voices", url, self.single)
+        self.ws.write_policy()
+        before = SERVER.counts()["requests"]
+        r = self.ws.run("fetch", "-q", "voices")
+        self.assertExit(r, 0)
+        lines = r.stdout.decode().splitlines()
+        want = os.path.join(self.cache, "sha256", sha256_bytes(self.single))
+        self.assertEqual(lines, [want])
+        with open(want, "rb") as f:
+            self.assertEqual(f.read(), self.single)
+        self.assertEqual(os.stat(want).st_mode & 0o7777, 0o640)
+        self.assertEqual(self.cache_files(), [want])
+        self.assertEqual(SERVER.counts()["requests"], before + 1)
+        ev = self.assert_fetch_audited("ok", model="voices")
+        self.assertEqual(ev["source"], url)
+        # by its exact source too, and again: the same single path
+        r = self.ws.run("fetch", "-q", url)
+        self.assertExit(r, 0)
+        self.assertEqual(r.stdout.decode().splitlines(), [want])
+        self.assertEqual(self.cache_files(), [want])
+
+    def test_remote_loads_like_local(self):
+        url = SERVER.url("/f/" + SINGLE)
+        self.pin_remote("remote", url, self.single)
+        self.ws.pin_file("local", os.path.join(REAL, SINGLE))
+        self.ws.write_policy()
+        r1, remote = self.ws.inspect_json("remote")
+        self.assertExit(r1, 0)
+        r2, local = self.ws.inspect_json("local")
+        self.assertExit(r2, 0)
+        self.assertEqual(remote["tensors"], local["tensors"])
+        self.assertEqual([f["sha256"] for f in remote["files"]],
+                         [sha256_bytes(self.single)])
+        for t in local["tensors"]:
+            a = self.ws.run("dump", "-q", "remote", t["name"])
+            b = self.ws.run("dump", "-q", "local", t["name"])
+            self.assertExit(a, 0)
+            self.assertExit(b, 0)
+            self.assertEqual(a.stdout, b.stdout)
+            self.assertEqual(len(a.stdout), t["nbytes"])
+
+    def test_fetch_directory(self):
+        files = {}
+        for name in DIR_FILES:
+            with open(os.path.join(REAL, name), "rb") as f:
+                data = f.read()
+            files[name] = {"sha256": sha256_bytes(data), "size": len(data)}
+        self.ws.models.append({"name": "dir", "source": SERVER.url("/f/dir/"), "files": files})
+        self.ws.write_policy()
+        r = self.ws.run("fetch", "-q", "dir")
+        self.assertExit(r, 0)
+        got = sorted(r.stdout.decode().splitlines())
+        want = sorted(os.path.join(self.cache, "sha256", f["sha256"]) for f in files.values())
+        self.assertEqual(got, want)
+        self.assertEqual(sorted(self.cache_files()), want)
+        r, doc = self.ws.inspect_json("dir")
+        self.assertExit(r, 0)
+        self.assertEqual(sorted(f["path"] for f in doc["files"]), sorted(DIR_FILES))
+
+    def test_same_host_redirect_followed(self):
+        self.pin_remote("viaredirect", SERVER.url("/r/" + SINGLE), self.single)
+        self.ws.write_policy()
+        before = SERVER.counts()["requests"]
+        r = self.ws.run("fetch", "-q", "viaredirect")
+        self.assertExit(r, 0)
+        self.assertEqual(SERVER.counts()["requests"], before + 2)
+
+    # ---- refused before any byte ------------------------------------------------------
+
+    def test_3_http_source_is_a_policy_error(self):
+        self.pin_remote("plain", "http://127.0.0.1:%d/f/%s" % (SERVER.ports["good"], SINGLE),
+                        self.single)
+        self.ws.write_policy()
+        before = SERVER.counts()
+        r = self.ws.run("fetch", "-q", "plain")
+        self.assertExit(r, mgtest.POLICY)
+        self.assertEqual(SERVER.counts()["connections"], before["connections"])
+        self.assert_cache_empty()
+
+    def test_4_unlisted_url(self):
+        self.pin_remote("voices", SERVER.url("/f/" + SINGLE), self.single)
+        self.ws.write_policy()
+        before = SERVER.counts()
+        for src in (SERVER.url("/f/tampered/" + SINGLE), SERVER.url("/f/" + SINGLE + "x"),
+                    SERVER.url("/f/" + SINGLE, host="localhost"), "unknown-model"):
+            self.refused(src, mgtest.UNTRUSTED, "untrusted")
+        self.assertEqual(SERVER.counts()["connections"], before["connections"])
+        self.assertEqual(SERVER.counts()["requests"], before["requests"])
+        self.assert_fetch_audited("rejected", "untrusted")
+
+    # ---- integrity ----------------------------------------------------------------------
+
+    def test_1_tampered_mirror(self):
+        # pinned to the real bytes, served a copy with one bit flipped
+        self.pin_remote("mirror", SERVER.url("/f/tampered/" + SINGLE), self.single)
+        self.ws.write_policy()
+        self.refused("mirror", mgtest.INTEGRITY, "integrity")
+        ev = self.assert_fetch_audited("rejected", "integrity", model="mirror")
+        self.assertEqual(ev.get("expected"), sha256_bytes(self.single))
+        r = self.ws.run("inspect", "mirror")
+        self.assertExit(r, mgtest.INTEGRITY)
+
+    def test_1_oversize_and_truncated(self):
+        small = dict(sha256=sha256_bytes(self.single[:-1]), size=len(self.single) - 1)
+        for route in ("/f/", "/chunked/"):
+            self.ws.models = [{"name": "big", "source": SERVER.url(route + SINGLE), **small}]
+            self.ws.write_policy()
+            self.refused("big", mgtest.INTEGRITY, "integrity")
+            self.assert_fetch_audited("rejected", "integrity")
+        self.ws.models = []
+        self.pin_remote("cut", SERVER.url("/truncated/" + SINGLE), self.single)
+        self.ws.write_policy()
+        self.refused("cut", mgtest.INTEGRITY, "integrity")
+
+    # ---- transport ----------------------------------------------------------------------
+
+    def test_7_tls_failures(self):
+        for listener in ("wronghost", "expired", "selfsigned"):
+            self.ws.models = []
+            self.pin_remote("tls", SERVER.url("/f/" + SINGLE, listener=listener), self.single)
+            self.ws.write_policy()
+            before = SERVER.counts(listener)
+            self.refused("tls", mgtest.IO, "io")
+            self.assertEqual(SERVER.counts(listener)["requests"], before["requests"])
+            self.assertGreater(SERVER.counts(listener)["connections"], before["connections"])
+            self.assert_fetch_audited("rejected", "io")
+        # the good server is not trusted without the test CA (system store)
+        self.ws.models = []
+        self.pin_remote("tls", SERVER.url("/f/" + SINGLE), self.single)
+        del self.ws.extra["ca_file"]
+        self.ws.write_policy()
+        before = SERVER.counts()
+        self.refused("tls", mgtest.IO, "io")
+        self.assertEqual(SERVER.counts()["requests"], before["requests"])
+
+    def test_7_http_failures_and_redirects(self):
+        cases = [
+            ("missing", "/f/missing.safetensors", {}),
+            ("tohttp", "/rhttp/" + SINGLE, {"redirects": "https"}),
+            ("otherhost", "/rlocalhost/" + SINGLE, {}),
+            ("noredirects", "/r/" + SINGLE, {"redirects": "none"}),
+            ("loop", "/loop/0", {"redirects": "same-host"}),
+        ]
+        for name, path, extra in cases:
+            self.ws.models = []
+            self.pin_remote(name, SERVER.url(path), self.single, **extra)
+            self.ws.write_policy()
+            before = SERVER.counts()
+            self.refused(name, mgtest.IO, "io")
+            self.assert_fetch_audited("rejected", "io", model=name)
+            self.assertLessEqual(SERVER.counts()["requests"] - before["requests"], 6, name)
+        # the https rule lets the other host name through (the certificate names it)
+        self.ws.models = []
+        self.pin_remote("otherhost", SERVER.url("/rlocalhost/" + SINGLE), self.single,
+                        redirects="https")
+        self.ws.write_policy()
+        r = self.ws.run("fetch", "-q", "otherhost")
+        self.assertExit(r, 0)
+
+    def test_7_stalled(self):
+        self.pin_remote("slow", SERVER.url("/stall/" + SINGLE), self.single)
+        self.ws.write_policy()
+        start = time.monotonic()
+        self.refused("slow", mgtest.IO, "io", env={"MODELGATE_TEST_LOW_SPEED_TIME": "1"})
+        self.assertLess(time.monotonic() - start, 15)
+
+
+if __name__ == "__main__":
+    mgtest.main()
