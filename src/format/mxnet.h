@@ -4,7 +4,9 @@
  * cross-check (mxnet_checkpoint.c). The parsers themselves are reached through
  * mg_format_mxnet_params / mg_format_mxnet_symbol (format/format.h).
  *
- * `.params` (formats.md §4.1-4.3): list magic 0x112, reserved u64 (ignored), u64 n_arrays,
+ * `.params` (formats.md §4.1-4.3): list magic 0x112, reserved u64 (must be 0, as MXNet
+ * writes it: this also tells a .params file from a safetensors file with a 0x112-byte
+ * header), u64 n_arrays,
  * the records, u64 n_names (0 or n_arrays), the names; nothing may follow. Records in the
  * legacy (u32 dims), V1, V2 (stype 0 only) and V3 layouts are read; a file may mix legacy,
  * V1 and V2 records but not those with V3 (np-shape) records, which MXNet cannot load
@@ -38,6 +40,9 @@
 
 /* Op names longer than this are refused (CVE-2022-24294: crafted op names). */
 #define MG_MXNET_MAX_OP_LEN 256u
+/* JSON values in one symbol file (a real 1000-layer graph has ~100k): bounds the parse
+ * tree's memory (about 128 bytes per empty array, so at most ~128 MiB). */
+#define MG_MXNET_MAX_JSON_VALUES 1000000u
 /* The highest mxnet_version accepted: 2.0.x (MXNet is retired; nothing newer exists). */
 #define MG_MXNET_MAX_VERSION 20099
 /* mxnet_version assumed for a symbol file without one (MXNet's own rule: 0.8.0). */

@@ -312,9 +312,11 @@ static mg_status append_new(json_t *arr, json_t *value, mg_error *err)
     return MG_OK;
 }
 
+/* The list magic alone is not enough: a safetensors file whose JSON header is 0x112 bytes
+ * long starts with the same 8 bytes, followed by '{'. MXNet always writes reserved = 0. */
 static bool probe(const uint8_t *data, size_t len)
 {
-    return len >= 8 && mg_load_u64le(data) == LIST_MAGIC;
+    return len >= 16 && mg_load_u64le(data) == LIST_MAGIC && mg_load_u64le(data + 8) == 0;
 }
 
 static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg_error *err)
@@ -329,10 +331,11 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
     if (!mg_reader_u64(&r, &magic) || !mg_reader_u64(&r, &reserved) ||
         !mg_reader_u64(&r, &n_arrays))
         return mg_fail(err, MG_E_FORMAT, "mxnet-params: truncated header");
-    (void)reserved; /* MXNet writes 0 and never reads it back */
     if (magic != LIST_MAGIC)
         return mg_fail(err, MG_E_FORMAT, "mxnet-params: not an MXNet NDArray list (magic "
                        "0x%llx, expected 0x112)", (unsigned long long)magic);
+    if (reserved != 0) /* MXNet always writes 0; anything else is another format */
+        return mg_fail(err, MG_E_FORMAT, "mxnet-params: reserved header word is not 0");
     if (n_arrays > mg_reader_remaining(&r) / MIN_RECORD_BYTES)
         return mg_fail(err, MG_E_FORMAT,
                        "mxnet-params: %llu arrays cannot fit in the remaining %zu bytes",

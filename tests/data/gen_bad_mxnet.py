@@ -107,7 +107,7 @@ def params_cases():
               lst([v2_raw(dev=(99, 0))], ["arg:a"])))
     c.append(("dev-id-negative.params", OK, "dev_id -1: ignored",
               lst([v2_raw(dev=(1, -1))], ["arg:a"])))
-    c.append(("reserved-nonzero.params", OK, "reserved header word not 0: ignored (as MXNet)",
+    c.append(("reserved-nonzero.params", FORMAT, "reserved header word not 0 (MXNet writes 0)",
               lst([good], ["arg:a"], reserved=0xFFFFFFFFFFFFFFFF)))
     two = [Rec("v2", [4], 0, seed=1), Rec("v2", [2], 0, seed=2)]
     c.append(("n-names-1-of-2.params", FORMAT, "n_names 1 for 2 arrays", lst(two, ["arg:a"])))

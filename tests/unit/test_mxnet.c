@@ -455,14 +455,37 @@ static void test_symbol_size_cap(void **state)
     assert_int_equal(parse_buf(&mg_format_mxnet_symbol, data, len, &res, &err), MG_E_LIMIT);
     mg_parse_result_free(&res);
     free(data);
+
+    /* Within the byte cap but with more values than MG_MXNET_MAX_JSON_VALUES. */
+    const char *head = "{\"nodes\": [", *tail = "0], \"arg_nodes\": [], \"heads\": []}";
+    size_t n = MG_MXNET_MAX_JSON_VALUES;
+    len = strlen(head) + 3 * n + strlen(tail);
+    data = malloc(len);
+    assert_non_null(data);
+    size_t pos = strlen(head);
+    memcpy(data, head, pos);
+    for (size_t i = 0; i < n; i++, pos += 3)
+        memcpy(data + pos, "[],", 3);
+    memcpy(data + pos, tail, strlen(tail));
+    assert_int_equal(parse_buf(&mg_format_mxnet_symbol, data, len, &res, &err), MG_E_LIMIT);
+    assert_non_null(strstr(err.message, "JSON values"));
+    mg_parse_result_free(&res);
+    /* Commas and brackets inside strings do not count. */
+    pos = strlen(head);
+    memcpy(data + pos, "\"", 1);
+    memcpy(data + pos + 3 * n - 1, "\"", 1);
+    assert_int_equal(parse_buf(&mg_format_mxnet_symbol, data, len, &res, &err), MG_E_FORMAT);
+    mg_parse_result_free(&res);
+    free(data);
 }
 
 static void test_probes(void **state)
 {
     (void)state;
     static const uint8_t magic[] = {0x12, 0x01, 0, 0, 0, 0, 0, 0};
-    assert_true(mg_format_mxnet_params.probe(magic, 8));
-    assert_false(mg_format_mxnet_params.probe(magic, 7));
+    static const uint8_t header[16] = {0x12, 0x01};
+    assert_true(mg_format_mxnet_params.probe(header, 16));
+    assert_false(mg_format_mxnet_params.probe(header, 15));
     assert_false(mg_format_mxnet_params.probe(magic, 0));
     const char *yes = " \n{\"nodes\": [], \"arg_nodes\": []}";
     assert_true(mg_format_mxnet_symbol.probe((const uint8_t *)yes, strlen(yes)));
@@ -470,6 +493,16 @@ static void test_probes(void **state)
                         "{\"arg_nodes\": []}", "x{\"nodes\" \"arg_nodes\"}"};
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
         assert_false(mg_format_mxnet_symbol.probe((const uint8_t *)no[i], strlen(no[i])));
+    /* A safetensors file whose header is 0x112 bytes long starts with the list magic. */
+    uint8_t st[8 + 0x112];
+    memcpy(st, magic, 8);
+    memset(st + 8, ' ', 0x112);
+    memcpy(st + 8, "{\"__metadata__\":{\"a\":\"b\"}}", 26);
+    assert_false(mg_format_mxnet_params.probe(st, sizeof st));
+    assert_ptr_equal(mg_format_detect(st, sizeof st, "model.safetensors"), &mg_format_safetensors);
+    static const uint8_t reserved[16] = {0x12, 0x01, 0, 0, 0, 0, 0, 0, 1};
+    assert_false(mg_format_mxnet_params.probe(reserved, 16));
+    assert_false(mg_format_mxnet_params.probe(magic, 8));
     /* Near the end of the buffer the needle is not read past its length. */
     assert_false(mg_format_mxnet_symbol.probe((const uint8_t *)"{\"nodes\" \"arg_node", 17));
 }
