@@ -41,10 +41,12 @@ int mg_cli_report(const mg_error *err, bool json)
         snprintf(msg, sizeof msg, "%s%s%s", where, err->message, digests);
         json_t *m = json_string(msg);
         json_object_set_new(e, "message", m != NULL ? m : json_string("(message not UTF-8)"));
-        if (err->model[0] != '\0')
-            json_object_set_new(e, "model", json_string(err->model));
-        if (err->file[0] != '\0' && json_string(err->file) != NULL)
-            json_object_set_new(e, "file", json_string(err->file));
+        json_t *model = err->model[0] != '\0' ? json_string(err->model) : NULL;
+        if (model != NULL)
+            json_object_set_new(e, "model", model);
+        json_t *file = err->file[0] != '\0' ? json_string(err->file) : NULL;
+        if (file != NULL)
+            json_object_set_new(e, "file", file);
         json_t *doc = json_pack("{s:b,s:o}", "ok", 0, "error", e);
         char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (s != NULL)
