@@ -34,8 +34,12 @@
  *       {"type":"string","length":N} (plus "utf8":false when invalid);
  *     ARRAY: a JSON array when it has at most 1024 elements, else
  *       {"type":"array","element_type":"<type>","count":N}.
- *   Once about 16 MiB of string bytes went into the JSON, further strings are summarised too,
- *   so the metadata stays bounded whatever the file. n_kv is capped at 65536 (MG_E_LIMIT).
+ *   Once about 16 MiB of string bytes, or 262144 array elements, went into the JSON, further
+ *   strings and arrays are summarised too, so the metadata stays bounded whatever the file.
+ *   n_kv is capped at 65536 (MG_E_LIMIT).
+ * - Names in messages are cut at 200 bytes on a UTF-8 boundary, control characters shown as
+ *   '?', so that every message is one printable line. Tensor names must be valid UTF-8 (they
+ *   are shown as JSON strings); ggml does not check this, no real file needs otherwise.
  */
 #include "format/gguf.h"
 
@@ -62,6 +66,7 @@
 #define META_ARRAY_INLINE_MAX 1024u
 #define META_STRING_INLINE_MAX 65536u
 #define META_STRING_BUDGET (16u << 20)
+#define META_ELEMENT_BUDGET (256u << 10) /* array elements put into the JSON, all keys together */
 
 enum gguf_value_type {
     GGUF_UINT8 = 0,
@@ -163,6 +168,7 @@ typedef struct gguf_parser {
     uint32_t version;
     uint32_t alignment;
     uint64_t json_string_bytes; /* string bytes put into the metadata JSON so far */
+    uint64_t json_elements;     /* array elements put into the metadata JSON so far */
     json_t *meta;
     mg_error *err;
 } gguf_parser;
@@ -232,6 +238,28 @@ static bool utf8_valid(const uint8_t *s, uint64_t n)
         i += need + 1;
     }
     return true;
+}
+
+#define SHOWN_MAX 208 /* 200 bytes of a name, "...", NUL */
+
+/* A name as shown in a message: at most 200 bytes cut on a UTF-8 boundary, control bytes
+ * and DEL as '?', "..." when cut. */
+static const char *shown(const char *s, char out[SHOWN_MAX])
+{
+    size_t n = strlen(s), cut = n;
+    if (cut > 200) {
+        cut = 200;
+        while (cut > 0 && ((uint8_t)s[cut] & 0xC0u) == 0x80u)
+            cut--;
+    }
+    for (size_t i = 0; i < cut; i++)
+        out[i] = ((uint8_t)s[i] < 0x20u || (uint8_t)s[i] == 0x7Fu) ? '?' : s[i];
+    if (cut < n) {
+        memcpy(out + cut, "...", 4);
+    } else {
+        out[cut] = '\0';
+    }
+    return out;
 }
 
 /* The JSON form of a string value (see the top of the file). NULL only when out of memory. */
@@ -333,37 +361,42 @@ static json_t *scalar_json(uint32_t type, const uint8_t *b, bool want_json, bool
 
 static mg_status bad_bool_value(gguf_parser *p, const char *key)
 {
-    return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%.200s' has a BOOL value other than 0 or 1",
-                   key);
+    char q[SHOWN_MAX];
+    return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%s' has a BOOL value other than 0 or 1",
+                   shown(key, q));
 }
 
 /* An ARRAY value: element type, count, elements. `*out` gets its JSON. */
 static mg_status read_array(gguf_parser *p, const char *key, json_t **out)
 {
+    char q[SHOWN_MAX];
     uint32_t etype;
     uint64_t count;
     if (!mg_reader_u32(&p->r, &etype) || !mg_reader_u64(&p->r, &count))
         return truncated(p, "array header");
     if (etype == GGUF_ARRAY)
-        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%.200s' holds a nested array",
-                       key);
+        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%s' holds a nested array",
+                       shown(key, q));
     if (etype >= GGUF_TYPE_COUNT)
-        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%.200s' has arrays of unknown type %" PRIu32,
-                       key, etype);
+        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%s' has arrays of unknown type %" PRIu32,
+                       shown(key, q), etype);
     /* Strings need at least their 8-byte length prefix each. */
     uint64_t min_size = etype == GGUF_STRING ? 8 : value_types[etype].size;
     uint64_t min_bytes;
     if (!mg_mul_u64(count, min_size, &min_bytes) || min_bytes > mg_reader_remaining(&p->r))
         return mg_fail(p->err, MG_E_FORMAT,
-                       "gguf: array of %" PRIu64 " elements in key '%.200s' runs past the end of "
+                       "gguf: array of %" PRIu64 " elements in key '%s' runs past the end of "
                        "the file",
-                       count, key);
+                       count, shown(key, q));
     if (count > GGUF_MAX_ARRAY)
         return mg_fail(p->err, MG_E_LIMIT,
-                       "gguf: array of %" PRIu64 " elements in key '%.200s' exceeds the cap of 2^30",
-                       count, key);
+                       "gguf: array of %" PRIu64 " elements in key '%s' exceeds the cap of 2^30",
+                       count, shown(key, q));
 
-    bool inline_json = count <= META_ARRAY_INLINE_MAX;
+    bool inline_json = count <= META_ARRAY_INLINE_MAX &&
+                       count <= META_ELEMENT_BUDGET - p->json_elements;
+    if (inline_json)
+        p->json_elements += count;
     json_t *arr = inline_json ? json_array() : json_object();
     if (arr == NULL)
         return out_of_memory(p);
@@ -441,9 +474,10 @@ static mg_status check_alignment(gguf_parser *p, uint32_t type, const uint8_t *v
 /* One value of `type` for `key`; `*out` gets its JSON. */
 static mg_status read_value(gguf_parser *p, const char *key, uint32_t type, json_t **out)
 {
+    char q[SHOWN_MAX];
     if (type >= GGUF_TYPE_COUNT)
-        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%.200s' has unknown value type %" PRIu32,
-                       key, type);
+        return mg_fail(p->err, MG_E_FORMAT, "gguf: key '%s' has unknown value type %" PRIu32,
+                       shown(key, q), type);
     if (type == GGUF_ARRAY)
         return read_array(p, key, out);
     if (type == GGUF_STRING) {
@@ -472,6 +506,7 @@ static mg_status read_value(gguf_parser *p, const char *key, uint32_t type, json
 
 static mg_status read_kv(gguf_parser *p)
 {
+    char q[SHOWN_MAX];
     const uint8_t *key;
     uint64_t key_len;
     mg_status st = read_string(p, "key", &key, &key_len);
@@ -491,7 +526,7 @@ static mg_status read_kv(gguf_parser *p)
     uint32_t type;
     json_t *value = NULL;
     if (json_object_getn(p->meta, k, (size_t)key_len) != NULL)
-        st = mg_fail(p->err, MG_E_FORMAT, "gguf: duplicate key '%.200s'", k);
+        st = mg_fail(p->err, MG_E_FORMAT, "gguf: duplicate key '%s'", shown(k, q));
     else if (!mg_reader_u32(&p->r, &type))
         st = truncated(p, "value type");
     else if (strcmp(k, "general.alignment") == 0 && type != GGUF_UINT32)
@@ -508,6 +543,7 @@ static mg_status read_kv(gguf_parser *p)
 
 static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
 {
+    char q[SHOWN_MAX];
     const uint8_t *name;
     uint64_t name_len;
     mg_status st = read_string(p, "tensor name", &name, &name_len);
@@ -522,13 +558,15 @@ static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
     nbuf[name_len] = '\0';
     if (memchr(name, '\0', (size_t)name_len) != NULL)
         return mg_fail(p->err, MG_E_FORMAT, "gguf: a tensor name contains a NUL byte");
+    if (!utf8_valid(name, name_len))
+        return mg_fail(p->err, MG_E_FORMAT, "gguf: a tensor name is not valid UTF-8");
 
     uint32_t n_dims;
     if (!mg_reader_u32(&p->r, &n_dims))
         return truncated(p, "tensor info");
     if (n_dims > GGUF_MAX_DIMS)
         return mg_fail(p->err, MG_E_FORMAT,
-                       "gguf: tensor '%.200s' has %" PRIu32 " dimensions (at most %u)", nbuf,
+                       "gguf: tensor '%s' has %" PRIu32 " dimensions (at most %u)", shown(nbuf, q),
                        n_dims, GGUF_MAX_DIMS);
     uint64_t ne[GGUF_MAX_DIMS] = {1, 1, 1, 1};
     for (uint32_t i = 0; i < n_dims; i++) {
@@ -537,7 +575,7 @@ static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
             return truncated(p, "tensor dimensions");
         if (d < 0)
             return mg_fail(p->err, MG_E_FORMAT,
-                           "gguf: tensor '%.200s' has a negative dimension %" PRId64, nbuf, d);
+                           "gguf: tensor '%s' has a negative dimension %" PRId64, shown(nbuf, q), d);
         ne[i] = (uint64_t)d;
     }
     uint32_t type;
@@ -545,12 +583,12 @@ static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
     if (!mg_reader_u32(&p->r, &type) || !mg_reader_u64(&p->r, &rel_offset))
         return truncated(p, "tensor info");
     if (type >= GGML_TYPE_COUNT)
-        return mg_fail(p->err, MG_E_FORMAT, "gguf: tensor '%.200s' has unknown ggml type %" PRIu32,
-                       nbuf, type);
+        return mg_fail(p->err, MG_E_FORMAT, "gguf: tensor '%s' has unknown ggml type %" PRIu32,
+                       shown(nbuf, q), type);
     if (ggml_types[type].name == NULL)
         return mg_fail(p->err, MG_E_FORMAT,
-                       "gguf: tensor '%.200s' has ggml type %" PRIu32 " (%s), removed from ggml",
-                       nbuf, type, removed_type_names[type]);
+                       "gguf: tensor '%s' has ggml type %" PRIu32 " (%s), removed from ggml",
+                       shown(nbuf, q), type, removed_type_names[type]);
     const ggml_type_info *ti = &ggml_types[type];
 
     /* Element count: 0 when a dim is 0, else a product that must stay <= INT64_MAX. */
@@ -562,24 +600,24 @@ static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
         for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
             if (!mg_mul_u64(elements, ne[i], &elements) || elements > (uint64_t)INT64_MAX)
                 return mg_fail(p->err, MG_E_FORMAT,
-                               "gguf: tensor '%.200s' element count overflows int64", nbuf);
+                               "gguf: tensor '%s' element count overflows int64", shown(nbuf, q));
         }
     } else {
         elements = 0;
     }
     if (ne[0] % ti->blck != 0)
         return mg_fail(p->err, MG_E_FORMAT,
-                       "gguf: tensor '%.200s': first dimension %" PRIu64
+                       "gguf: tensor '%s': first dimension %" PRIu64
                        " is not a multiple of the %s block size %" PRIu32,
-                       nbuf, ne[0], ti->name, ti->blck);
+                       shown(nbuf, q), ne[0], ti->name, ti->blck);
     uint64_t nbytes = 0;
     if (!empty) {
         bool ok = mg_mul_u64(ne[0] / ti->blck, ti->bytes, &nbytes);
         for (uint32_t i = 1; ok && i < GGUF_MAX_DIMS; i++)
             ok = mg_mul_u64(nbytes, ne[i], &nbytes);
         if (!ok || nbytes > (uint64_t)INT64_MAX)
-            return mg_fail(p->err, MG_E_FORMAT, "gguf: tensor '%.200s' byte size overflows",
-                           nbuf);
+            return mg_fail(p->err, MG_E_FORMAT, "gguf: tensor '%s' byte size overflows",
+                           shown(nbuf, q));
     }
 
     mg_tensor_entry e;
@@ -603,6 +641,7 @@ static int compare_names(const void *a, const void *b)
 
 static mg_status check_unique_names(gguf_parser *p, const mg_parse_result *out)
 {
+    char q[SHOWN_MAX];
     if (out->count < 2)
         return MG_OK;
     const char **names = mg_calloc(out->count, sizeof *names);
@@ -614,7 +653,7 @@ static mg_status check_unique_names(gguf_parser *p, const mg_parse_result *out)
     mg_status st = MG_OK;
     for (size_t i = 1; i < out->count; i++) {
         if (strcmp(names[i - 1], names[i]) == 0) {
-            st = mg_fail(p->err, MG_E_FORMAT, "gguf: duplicate tensor name '%.200s'", names[i]);
+            st = mg_fail(p->err, MG_E_FORMAT, "gguf: duplicate tensor name '%s'", shown(names[i], q));
             break;
         }
     }
@@ -659,6 +698,7 @@ static mg_status check_tail(gguf_parser *p, const uint8_t *data, size_t len, uin
 static mg_status place_tensors(gguf_parser *p, const uint8_t *data, size_t len,
                                mg_parse_result *out)
 {
+    char q[SHOWN_MAX];
     uint64_t info_end = p->r.pos;
     uint64_t data_start;
     if (!pad_up(info_end, p->alignment, &data_start))
@@ -677,15 +717,15 @@ static mg_status place_tensors(gguf_parser *p, const uint8_t *data, size_t len,
         mg_tensor_entry *e = &out->tensors[i];
         if (e->offset != running)
             return mg_fail(p->err, MG_E_FORMAT,
-                           "gguf: tensor '%.200s' has offset %" PRIu64 ", expected %" PRIu64
+                           "gguf: tensor '%s' has offset %" PRIu64 ", expected %" PRIu64
                            " (tensors must be contiguous, in order, aligned to %" PRIu32 ")",
-                           e->name, e->offset, running, p->alignment);
+                           shown(e->name, q), e->offset, running, p->alignment);
         uint64_t start, end, padded_end, padded;
         if (!mg_add_u64(data_start, running, &start) || !mg_range_ok(start, e->nbytes, len))
             return mg_fail(p->err, MG_E_FORMAT,
-                           "gguf: tensor '%.200s' data (%" PRIu64 " bytes at offset %" PRIu64
+                           "gguf: tensor '%s' data (%" PRIu64 " bytes at offset %" PRIu64
                            ") is not within the file",
-                           e->name, e->nbytes, e->offset);
+                           shown(e->name, q), e->nbytes, e->offset);
         end = start + e->nbytes;
         if (!pad_up(e->nbytes, p->alignment, &padded) || !mg_add_u64(running, padded, &running) ||
             !mg_add_u64(start, padded, &padded_end))
@@ -693,11 +733,11 @@ static mg_status place_tensors(gguf_parser *p, const uint8_t *data, size_t len,
         if (i + 1 < out->count) {
             if (padded_end > len)
                 return mg_fail(p->err, MG_E_FORMAT,
-                               "gguf: padding after tensor '%.200s' runs past the end of the file",
-                               e->name);
+                               "gguf: padding after tensor '%s' runs past the end of the file",
+                               shown(e->name, q));
             if (!all_zero(data + end, padded_end - end))
-                return mg_fail(p->err, MG_E_FORMAT, "gguf: non-zero padding after tensor '%.200s'",
-                               e->name);
+                return mg_fail(p->err, MG_E_FORMAT, "gguf: non-zero padding after tensor '%s'",
+                               shown(e->name, q));
         } else {
             mg_status st = check_tail(p, data, len, end, padded_end);
             if (st != MG_OK)

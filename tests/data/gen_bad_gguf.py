@@ -171,7 +171,7 @@ def build():
         gguf(BASIC_KV, [], final_pad=False))
     add("good-ntensors0-padded.gguf", 0, "n_tensors = 0 with zero padding to the alignment (gguf-py)",
         gguf(BASIC_KV, [], final_pad=True))
-    add("good-empty.gguf", 0, "no KV, no tensor: the 24-byte header alone", gguf([], []))
+    add("good-empty.gguf", 0, "no KV, no tensor: the 24-byte header alone", gguf([], [], final_pad=False))
     add("good-alignment-1.gguf", 0, "general.alignment = 1",
         gguf([kv("general.alignment", UINT32, 1)], [("a", [3], 24), ("b", [2], 25)], alignment=1))
     add("good-zero-dim.gguf", 0, "dim 0: an empty tensor of 0 bytes",
@@ -249,6 +249,12 @@ def build():
     # ---- 5. tensor infos ----------------------------------------------------------------
     add("bad-name-64.gguf", 6, "tensor name of 64 bytes", gguf(BASIC_KV, [("n" * 64, [2], F32)]))
     add("bad-name-nul.gguf", 6, "tensor name with a NUL", gguf(BASIC_KV, [("a\0b", [2], F32)]))
+    add("bad-name-not-utf8.gguf", 6, "tensor name bytes not UTF-8 (names are shown as JSON strings)",
+        gguf(BASIC_KV, [(b"w\xc3(", [2], F32)]))
+    add("bad-name-control-duplicate.gguf", 6, "duplicate tensor name with a newline and ESC (message stays one line)",
+        gguf(BASIC_KV, [("a\nb\x1b[2J", [2], F32), ("a\nb\x1b[2J", [2], F32)]))
+    add("bad-key-control-duplicate.gguf", 6, "duplicate 300-character key with newlines and multibyte UTF-8",
+        gguf([kv("\n" + "\u00e9" * 150, UINT8, 1), kv("\n" + "\u00e9" * 150, UINT8, 2)]))
     add("bad-name-len-past-eof.gguf", 6, "tensor name length past EOF",
         gguf(BASIC_KV, [("a", [2], F32)], infos=u64(5000) + b"abc"))
     add("bad-name-duplicate.gguf", 6, "two tensors named the same (different offsets)",

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,24 @@ static void test_real_rejected(void **state)
 
 /* ---- generated inputs --------------------------------------------------------------- */
 
+/* One printable line of valid UTF-8: no control bytes, no cut multibyte sequence. */
+static bool printable_utf8(const char *m)
+{
+    const unsigned char *s = (const unsigned char *)m;
+    while (*s) {
+        int follow = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
+                     : (*s & 0xF8) == 0xF0 ? 3 : -1;
+        if (follow < 0 || *s < 0x20 || *s == 0x7F)
+            return false;
+        for (int i = 1; i <= follow; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+        }
+        s += follow + 1;
+    }
+    return true;
+}
+
 static void test_expected_tsv(void **state)
 {
     (void)state;
@@ -192,7 +211,7 @@ static void test_expected_tsv(void **state)
             fail_msg("%s: expected status %d, got %d (%s)", line, code, p.status, p.err.message);
         if (code != 0) {
             assert_true(p.err.message[0] != '\0');
-            assert_null(strchr(p.err.message, '\n'));
+            assert_true(printable_utf8(p.err.message));
         } else {
             accepted++;
             size_t len;
@@ -478,6 +497,9 @@ static void test_messages_and_kinds(void **state)
         {"bad-final-pad-partial.gguf", MG_E_FORMAT, "expected 0 or the 12 bytes of padding"},
         {"bad-q4_0-2e33-elements.gguf", MG_E_FORMAT, "4831838244 bytes"},
         {"bad-name-64.gguf", MG_E_FORMAT, "at most 63"},
+        {"bad-name-control-duplicate.gguf", MG_E_FORMAT, "duplicate tensor name 'a?b?[2J'"},
+        {"bad-key-control-duplicate.gguf", MG_E_FORMAT, "duplicate key '?\xc3\xa9\xc3\xa9"},
+        {"bad-name-not-utf8.gguf", MG_E_FORMAT, "not valid UTF-8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         parsed p;
