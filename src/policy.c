@@ -469,7 +469,7 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
             ok = false;
         } else {
             for (size_t i = 0; i < pol->model_count; i++) {
-                if (mg_source_equal(pol->models[i].source, m->source)) {
+                if (pol->models[i].source != NULL && mg_source_equal(pol->models[i].source, m->source)) {
                     problem(pr, sub, "duplicate source (also $.models[%zu])", i);
                     ok = false;
                 }
