@@ -282,7 +282,8 @@ class Https(mgtest.TestCase):
             self.pin_remote("tls", SERVER.url("/f/" + SINGLE, listener=listener), self.single)
             self.ws.write_policy()
             before = SERVER.counts(listener)
-            self.refused("tls", mgtest.IO, "io")
+            r = self.refused("tls", mgtest.IO, "io")
+            self.assertIn("TLS", r.stderr)
             self.assertEqual(SERVER.counts(listener)["requests"], before["requests"])
             self.assertGreater(SERVER.counts(listener)["connections"], before["connections"])
             self.assert_fetch_audited("rejected", "io")
@@ -323,8 +324,63 @@ class Https(mgtest.TestCase):
         self.pin_remote("slow", SERVER.url("/stall/" + SINGLE), self.single)
         self.ws.write_policy()
         start = time.monotonic()
-        self.refused("slow", mgtest.IO, "io", env={"MODELGATE_TEST_LOW_SPEED_TIME": "1"})
-        self.assertLess(time.monotonic() - start, 15)
+        r = self.refused("slow", mgtest.IO, "io", env={"MODELGATE_TEST_LOW_SPEED_TIME": "1"})
+        self.assertIn("stalled", r.stderr)
+        self.assertLess(time.monotonic() - start, 15)  # the server stalls for 20 s
+
+    # ---- signed manifest, remote ------------------------------------------------------
+
+    def signed_model(self, name, sign_with="release"):
+        """A model directory on the server, signed by keys/<sign_with>; returns its URL."""
+        os.makedirs(self.ws.path("keys"), mode=0o700, exist_ok=True)
+        for k in ("release", "other"):
+            if not os.path.exists(self.ws.path("keys", k + ".pub")):
+                self.assertExit(mgtest.run_bin("keygen", "-t", "ed25519", "-o",
+                                               self.ws.path("keys", k)), 0)
+        rel = "signed-%s-%d" % (name, os.getpid())
+        d = os.path.join(SERVER.root, rel)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        for f in DIR_FILES[1:]:
+            shutil.copy(os.path.join(REAL, f), os.path.join(d, f))
+        self.assertExit(mgtest.run_bin("sign", "-k", self.ws.path("keys", sign_with + ".key"),
+                                       "-n", name, d), 0)
+        self.ws.extra["keys"] = {"release": {"public_key": "keys/release.pub"}}
+        self.ws.models.append({"name": name, "source": SERVER.url("/f/%s/" % rel),
+                               "manifest": {"keys": ["release"]}})
+        return d
+
+    def test_manifest_remote(self):
+        d = self.signed_model("signed")
+        self.ws.write_policy()
+        r = self.ws.run("fetch", "-q", "signed")
+        self.assertExit(r, 0)
+        want = []
+        for f in DIR_FILES[1:]:
+            with open(os.path.join(d, f), "rb") as fh:
+                want.append(os.path.join(self.cache, "sha256", sha256_bytes(fh.read())))
+        self.assertEqual(sorted(r.stdout.decode().splitlines()), sorted(want))
+        self.assert_fetch_audited("ok", model="signed")
+        r, doc = self.ws.inspect_json("signed")
+        self.assertExit(r, 0)
+        self.assertEqual(sorted(f["path"] for f in doc["files"]), sorted(DIR_FILES[1:]))
+
+    def test_manifest_remote_refused(self):
+        d = self.signed_model("tampered")
+        with open(os.path.join(d, DIR_FILES[1]), "r+b") as f:
+            f.seek(-1, 2)
+            last = f.read(1)
+            f.seek(-1, 2)
+            f.write(bytes([last[0] ^ 1]))
+        self.ws.write_policy()
+        self.refused("tampered", mgtest.INTEGRITY, "integrity")
+        self.assert_fetch_audited("rejected", "integrity", model="tampered")
+        # signed by a key the policy does not list for the model
+        self.ws.models = []
+        self.signed_model("forged", sign_with="other")
+        self.ws.write_policy()
+        self.refused("forged", mgtest.SIGNATURE, "signature")
+        self.assert_fetch_audited("rejected", "signature", model="forged")
 
 
 if __name__ == "__main__":
