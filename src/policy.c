@@ -430,6 +430,8 @@ static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_mod
     }
 }
 
+static void model_free(mg_policy_model *m);
+
 static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
 {
     char path[64], sub[1024];
@@ -539,8 +541,11 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         ok = false;
     /* Keep the entry even when it has problems, so that later entries are checked against
      * it for duplicates; a policy with any problem is refused as a whole. */
-    if (ok || m->name != NULL)
+    if (m->name != NULL)
         pol->model_count++;
+    else
+        model_free(m);
+    (void)ok;
 }
 
 static void model_free(mg_policy_model *m)
