@@ -328,6 +328,24 @@ class Https(mgtest.TestCase):
         self.assertIn("stalled", r.stderr)
         self.assertLess(time.monotonic() - start, 15)  # the server stalls for 20 s
 
+    # ---- policy pin URL ---------------------------------------------------------------
+
+    def test_policy_pin_url(self):
+        url = SERVER.url("/f/" + SINGLE)
+        r = mgtest.run_bin("policy", "pin", "-n", "pinned", url, env={"SSL_CERT_FILE": SERVER.ca})
+        self.assertExit(r, 0)
+        entry = json.loads(r.stdout.decode())
+        self.assertEqual(entry, {"name": "pinned", "source": url,
+                                 "sha256": sha256_bytes(self.single), "size": len(self.single)})
+        self.ws.models.append(entry)
+        self.ws.write_policy()
+        self.assertExit(self.ws.run("fetch", "-q", "pinned"), 0)
+        # the same HTTPS rules: an untrusted certificate is refused
+        r = mgtest.run_bin("policy", "pin", SERVER.url("/f/" + SINGLE, listener="expired"),
+                           env={"SSL_CERT_FILE": SERVER.ca})
+        self.assertExit(r, mgtest.IO)
+        self.assertEqual(r.stdout, b"")
+
     # ---- signed manifest, remote ------------------------------------------------------
 
     def signed_model(self, name, sign_with="release"):
