@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "cache.h"
+#include "fetch.h"
 #include "manifest.h"
 #include "model.h"
 #include "policy.h"
@@ -184,18 +186,89 @@ static mg_status open_model_file(loader *L, const char *rel, int *fd, mg_error *
     return mg_fail(err, MG_E_IO, "cannot open: %s", strerror(errno));
 }
 
+/* The URL of a file of a remote model: the source itself for a single file, else the
+ * directory URL plus the path, every byte outside the unreserved set and '/' escaped. */
+static char *remote_url(const mg_policy_model *entry, const char *rel)
+{
+    if (entry->kind == MG_MODEL_PINNED_FILE)
+        return mg_strdup(entry->source);
+    size_t sl = strlen(entry->source), rl = strlen(rel);
+    char *u = malloc(sl + 3 * rl + 1);
+    if (u == NULL)
+        return NULL;
+    memcpy(u, entry->source, sl);
+    size_t n = sl;
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < rl; i++) {
+        unsigned char c = (unsigned char)rel[i];
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+        if (plain) {
+            u[n++] = (char)c;
+        } else {
+            u[n++] = '%';
+            u[n++] = hex[c >> 4];
+            u[n++] = hex[c & 15];
+        }
+    }
+    u[n] = '\0';
+    return u;
+}
+
+/* A verified copy in the cache saves the download; it is hashed again like any read, and a
+ * copy that does not match is ignored (the cache is never a trust anchor). */
+static bool read_from_cache(loader *L, job *j)
+{
+    const mg_pinned_file *pin = j->pin;
+    if (L->pol->cache_dir == NULL || pin->alg != MG_SHA256)
+        return false;
+    int fd = -1;
+    mg_error e;
+    if (mg_cache_lookup(L->pol->cache_dir, pin->digest, &fd, &e) != MG_OK || fd < 0)
+        return false;
+    uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
+    mg_status s = mg_region_read_hashed(fd, want, pin->alg, &j->file->region, j->file->digest,
+                                        NULL, &e);
+    close(fd);
+    if (s == MG_OK && mg_digest_equal(j->file->digest, pin->digest, 32))
+        return true;
+    mg_region_free(&j->file->region);
+    return false;
+}
+
+static mg_status fetch_job(loader *L, job *j, mg_error *err)
+{
+    const mg_pinned_file *pin = j->pin;
+    if (read_from_cache(L, j))
+        return MG_OK;
+    char *url = remote_url(L->entry, pin->path);
+    if (url == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_status s = mg_fetch_region(&cfg, url, pin->has_size ? pin->size : MG_MAX_MODEL_FILE_BYTES,
+                                  pin->has_size, pin->alg, &j->file->region, j->file->digest,
+                                  &L->done_bytes, err);
+    free(url);
+    return s;
+}
+
 static void run_job(loader *L, job *j)
 {
     mg_error *err = &j->err;
     mg_verified_file *f = j->file;
     const mg_pinned_file *pin = j->pin;
-    int fd;
-    mg_status s = open_model_file(L, pin->path, &fd, err);
-    if (s == MG_OK) {
-        uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
-        s = mg_region_read_hashed(fd, want, pin->alg, &f->region, f->digest, &L->done_bytes,
-                                  err);
-        close(fd);
+    mg_status s;
+    if (L->entry->remote) {
+        s = fetch_job(L, j, err);
+    } else {
+        int fd;
+        s = open_model_file(L, pin->path, &fd, err);
+        if (s == MG_OK) {
+            uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
+            s = mg_region_read_hashed(fd, want, pin->alg, &f->region, f->digest, &L->done_bytes,
+                                      err);
+            close(fd);
+        }
     }
     if (s == MG_OK) {
         f->alg = pin->alg;
@@ -357,14 +430,53 @@ static mg_status read_manifest_file(int dirfd, const char *name, size_t cap, uin
     return s;
 }
 
-/* Verify the signed manifest of a local directory model and take its file list. */
-static mg_status local_manifest(loader *L, mg_error *err)
+/* A manifest file of a remote model, fetched with its cap; a 404 is "not found". */
+static mg_status fetch_manifest_file(loader *L, const char *name, size_t cap, uint8_t **data,
+                                     size_t *len, bool *found, mg_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    char *url = remote_url(L->entry, name);
+    if (url == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_region r;
+    uint8_t digest[MG_DIGEST_MAX];
+    mg_status s = mg_fetch_region_optional(&cfg, url, cap, false, MG_SHA256, &r, digest, NULL,
+                                           found, err);
+    free(url);
+    if (s == MG_OK && *found) {
+        *data = malloc(r.len + 1);
+        if (*data == NULL) {
+            s = mg_fail(err, MG_E_LIMIT, "out of memory");
+        } else {
+            if (r.len > 0)
+                memcpy(*data, r.data, r.len);
+            *len = r.len;
+        }
+    }
+    mg_region_free(&r);
+    if (s != MG_OK)
+        mg_error_set_file(err, name);
+    return s;
+}
+
+static mg_status get_manifest_file(loader *L, const char *name, size_t cap, uint8_t **data,
+                                   size_t *len, bool *found, mg_error *err)
+{
+    if (L->entry->remote)
+        return fetch_manifest_file(L, name, cap, data, len, found, err);
+    return read_manifest_file(L->dirfd, name, cap, data, len, found, err);
+}
+
+/* Verify the signed manifest of a directory model and take its file list. */
+static mg_status load_manifest(loader *L, mg_error *err)
 {
     uint8_t *mdata = NULL;
     size_t mlen = 0;
     bool found;
-    mg_status s = read_manifest_file(L->dirfd, MG_MANIFEST_NAME, MG_MAX_MANIFEST_BYTES, &mdata,
-                                     &mlen, &found, err);
+    mg_status s = get_manifest_file(L, MG_MANIFEST_NAME, MG_MAX_MANIFEST_BYTES, &mdata, &mlen,
+                                    &found, err);
     if (s == MG_OK && !found) {
         s = mg_fail(err, MG_E_SIGNATURE, "the model directory has no manifest.json");
         mg_error_set_file(err, MG_MANIFEST_NAME);
@@ -380,8 +492,12 @@ static mg_status local_manifest(loader *L, mg_error *err)
     size_t nsigs = 0;
     for (size_t i = 0; s == MG_OK && i < NSIG; i++) {
         size_t len;
-        s = read_manifest_file(L->dirfd, sig_names[i], MG_MAX_SIGNATURE_BYTES, &bufs[i], &len,
-                               &found, err);
+        /* Remotely, extra raw signatures (.sig.N) are asked for only when a threshold could
+         * need them: at most one per further key of the entry. */
+        if (L->entry->remote && i >= 1 && i <= 9 && i >= L->entry->key_count)
+            continue;
+        s = get_manifest_file(L, sig_names[i], MG_MAX_SIGNATURE_BYTES, &bufs[i], &len, &found,
+                              err);
         if (s == MG_OK && found) {
             sigs[nsigs].filename = sig_names[i];
             sigs[nsigs].minisig = i == NSIG - 1;
@@ -547,6 +663,25 @@ static mg_status seal_all(mg_model *m, mg_error *err)
 }
 
 
+/* fetch: every verified file to cache_dir/sha256/<hex>. */
+static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
+{
+    for (size_t i = 0; i < m->file_count; i++) {
+        mg_verified_file *f = &m->files[i];
+        char path[4096];
+        mg_status s = mg_cache_publish(pol->cache_dir, f->region.data, f->region.len, path,
+                                       sizeof path, err);
+        if (s != MG_OK) {
+            mg_error_set_file(err, f->path);
+            return s;
+        }
+        f->cache_path = mg_strdup(path);
+        if (f->cache_path == NULL)
+            return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    return MG_OK;
+}
+
 /* Record a failed attempt; the failure itself stays the caller's error either way. */
 static void audit_failure(const mg_policy *pol, load_mode mode, const char *model,
                           const char *source, const mg_error *failure)
@@ -589,11 +724,11 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = mg_fail(err, MG_E_LIMIT, "out of memory");
         goto done;
     }
-    if (entry->remote) {
-        s = mg_fail(err, MG_E_IO, "remote sources are not available in this build");
+    if (mode == MODE_FETCH && pol->cache_dir == NULL) {
+        s = mg_fail(err, MG_E_USAGE, "the policy has no cache_dir to fetch into");
         goto done;
     }
-    if (entry->kind != MG_MODEL_PINNED_FILE) {
+    if (entry->kind != MG_MODEL_PINNED_FILE && !entry->remote) {
         L.dirfd = mg_open_nofollow(entry->source, O_PATH | O_DIRECTORY, NULL);
         if (L.dirfd < 0) {
             s = errno == ELOOP || errno == ENOTDIR
@@ -605,7 +740,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         }
     }
     if (entry->kind == MG_MODEL_MANIFEST) {
-        s = local_manifest(&L, err);
+        s = load_manifest(&L, err);
     } else {
         sorted = mg_calloc(entry->file_count, sizeof *sorted);
         if (sorted == NULL) {
@@ -617,7 +752,9 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         L.expected = sorted;
         L.expected_count = entry->file_count;
     }
-    if (s == MG_OK && entry->kind != MG_MODEL_PINNED_FILE)
+    /* A local directory must hold exactly the expected files. A remote one cannot be listed:
+     * exactly the expected files are fetched, and nothing else of it is ever used. */
+    if (s == MG_OK && entry->kind != MG_MODEL_PINNED_FILE && !entry->remote)
         s = check_file_set(&L, err);
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
@@ -626,6 +763,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);
+    if (s == MG_OK && mode == MODE_FETCH)
+        s = publish_all(pol, m, err);
     if (s == MG_OK && L.have_manifest)
         s = mg_manifest_store_version(pol, entry, L.manifest.version, err);
 done:
