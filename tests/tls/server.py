@@ -25,9 +25,12 @@ Routes (NAME is a file below --root; every response closes the connection):
     /rlocalhost/NAME        302 to https://localhost:PORT/f/NAME (another host name)
     /rhttp/NAME             302 to http://127.0.0.1:PORT/f/NAME (never served: no plain HTTP)
     /status/CODE            that status with a short body
+    /gzip/NAME              200, the file gzip-compressed, Content-Encoding: gzip
+    /headers                200, the request's header lines as the body
     anything else           404
 """
 import argparse
+import gzip
 import json
 import os
 import signal
@@ -130,18 +133,27 @@ class Handler(BaseHTTPRequestHandler):
         if route == "rhttp":
             self.send_simple(302, b"", [("Location", "http://127.0.0.1:%d/f/%s" % (port, quoted))])
             return
+        if route == "headers":
+            self.send_simple(200, str(self.headers).encode("latin-1"))
+            return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")
             return
 
         body = self.file_bytes(arg) if arg else None
-        if body is None or route not in ("f", "chunked", "truncated", "stall"):
+        if body is None or route not in ("f", "chunked", "truncated", "stall", "gzip"):
             self.send_simple(404, b"not found\n")
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Connection", "close")
-        if route == "chunked":
+        if route == "gzip":
+            body = gzip.compress(body, mtime=0)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif route == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for i in range(0, len(body), 4096):

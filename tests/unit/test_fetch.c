@@ -644,6 +644,37 @@ static void test_optional_404(void **state)
                      MG_E_IO);
 }
 
+/* The bytes hashed are the bytes sent: nothing asks for or undoes a content encoding. */
+static void test_no_content_decoding(void **state)
+{
+    (void)state;
+    mg_fetch_config cfg = cfg_with(MG_REDIRECTS_SAME_HOST);
+    char url[512];
+    url_of(url, sizeof url, "127.0.0.1", S.port_good, "/headers");
+    mg_region r;
+    mg_error err;
+    uint8_t digest[MG_DIGEST_MAX];
+    assert_int_equal(mg_fetch_region(&cfg, url, 65536, false, MG_SHA256, &r, digest, NULL, &err),
+                     MG_OK);
+    char *headers = strndup((const char *)r.data, r.len);
+    assert_non_null(headers);
+    assert_null(strcasestr(headers, "accept-encoding"));
+    assert_non_null(strcasestr(headers, "user-agent: modelgate/"));
+    free(headers);
+    mg_region_free(&r);
+
+    url_of(url, sizeof url, "127.0.0.1", S.port_good, "/gzip/small.bin");
+    /* the decoded length is refused: what arrives is the compressed body */
+    expect_refused(&cfg, url, SMALL_LEN, true, MG_E_INTEGRITY, NULL);
+    assert_int_equal(mg_fetch_region(&cfg, url, SMALL_LEN * 2, false, MG_SHA256, &r, digest,
+                                     NULL, &err),
+                     MG_OK);
+    assert_true(r.len > 18 && r.len != SMALL_LEN);
+    assert_int_equal(r.data[0], 0x1f);
+    assert_int_equal(r.data[1], 0x8b);
+    mg_region_free(&r);
+}
+
 static void test_bad_urls(void **state)
 {
     (void)state;
@@ -858,6 +889,7 @@ int main(void)
         cmocka_unit_test_setup(test_stalled, clean_cache),
         cmocka_unit_test_setup(test_http_errors, clean_cache),
         cmocka_unit_test_setup(test_optional_404, clean_cache),
+        cmocka_unit_test_setup(test_no_content_decoding, clean_cache),
         cmocka_unit_test_setup(test_bad_urls, clean_cache),
         cmocka_unit_test_setup(test_cache_publish, clean_cache),
         cmocka_unit_test_setup(test_cache_refuses_symlinks, clean_cache),
