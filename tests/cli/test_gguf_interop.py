@@ -169,6 +169,21 @@ class GGUFInterop(mgtest.TestCase):
                     self.assertTrue(view["ok"])
                     self.assertGreater(int(view["tensor_data_offset"]), os.path.getsize(path), name)
 
+    def test_dump_bytes_at_reader_offsets(self):
+        """`modelgate dump` gives exactly the file bytes at the reader's offset."""
+        for path in (os.path.join(REAL_DIR, "llama-2-tiny-random.gguf"),
+                     os.path.join(GEN_DIR, "good-quantized-q4_0-q8_0-q4_k.gguf")):
+            r, doc = self.inspect(path)
+            self.assertExit(r, mgtest.OK, path)
+            model = self.ws.models[-1]["name"]
+            with open(path, "rb") as f:
+                raw = f.read()
+            for mine, theirs in zip(doc["tensors"], self.view[path]["tensors"]):
+                d = self.ws.run("dump", model, mine["name"])
+                self.assertExit(d, mgtest.OK, mine["name"])
+                start = int(theirs["file_offset"])
+                self.assertEqual(d.stdout, raw[start:start + mine["nbytes"]], mine["name"])
+
     def test_generated_valid_files(self):
         self.assertGreaterEqual(len(self.gen), 10)
         quantized = set()
