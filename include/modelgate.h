@@ -137,7 +137,7 @@ typedef struct mg_policy mg_policy;
 /*
  * Load and check a policy (SPEC §2). `path` NULL means $MODELGATE_POLICY, else
  * /etc/modelgate/policy.json. `policy_key` is a PEM public key file whose signature
- * `POLICY.sig` (beside the policy, raw signature bytes) must verify; NULL means
+ * `<path>.sig` (the policy file's name plus ".sig", raw signature bytes) must verify; NULL means
  * $MODELGATE_POLICY_KEY, and if that is unset too no policy signature is required.
  * The policy file, its key files and their folders must be owned by root or the effective
  * user and not writable by group or others, and are opened without following symlinks.

@@ -3,10 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format/gguf.h"
 #include "util/checked.h"
 
-/* The ggml type name comes from the GGUF parser; weak so that the library links before it. */
-const char *mg_gguf_type_name(uint32_t ggml_type) __attribute__((weak));
 
 mg_status mg_model_build_tensors(mg_model *m, mg_error *err)
 {
@@ -38,8 +37,10 @@ mg_status mg_model_build_tensors(mg_model *m, mg_error *err)
             t->name = e->name;
             t->dtype = e->dtype;
             t->dtype_name = mg_dtype_name(e->dtype);
-            if (e->dtype == MG_DTYPE_GGML_BLOCK && mg_gguf_type_name != NULL)
-                t->dtype_name = mg_gguf_type_name(e->ggml_type);
+            if (e->dtype == MG_DTYPE_GGML_BLOCK) {
+                const char *ggml = mg_gguf_type_name(e->ggml_type);
+                t->dtype_name = ggml != NULL ? ggml : "?";
+            }
             t->ndim = e->ndim;
             t->shape = e->shape;
             t->nbytes = e->nbytes;

@@ -656,8 +656,9 @@ static mg_status verify_policy_signature(const mg_policy *pol, const char *key_p
             s = mg_fail(err, MG_E_POLICY, "policy key %s: %s", abs_key, err->message);
     }
     if (s == MG_OK) {
+        /* SPEC §2: the detached signature is POLICY.sig, the policy file's name plus ".sig". */
         char sig_path[4096];
-        int n = snprintf(sig_path, sizeof sig_path, "%s/POLICY.sig", pol->dir);
+        int n = snprintf(sig_path, sizeof sig_path, "%s.sig", pol->path);
         if (n < 0 || (size_t)n >= sizeof sig_path)
             s = mg_fail(err, MG_E_POLICY, "policy path too long");
         else
@@ -665,8 +666,8 @@ static mg_status verify_policy_signature(const mg_policy *pol, const char *key_p
                                &sig_len, err);
     }
     if (s == MG_OK && mg_sig_verify_raw(key, data, len, sig, sig_len, err) != MG_OK)
-        s = mg_fail(err, MG_E_POLICY, "policy %s: POLICY.sig is not a valid signature by the "
-                    "policy key", pol->path);
+        s = mg_fail(err, MG_E_POLICY, "policy %s: %s.sig is not a valid signature by the "
+                    "policy key", pol->path, pol->path);
     mg_sig_key_free(key);
     free(pem);
     free(sig);

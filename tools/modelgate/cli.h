@@ -46,6 +46,7 @@ void mg_cli_progress_begin(mg_load_options *opts, bool quiet);
 void mg_cli_progress_end(void);
 
 /* policy pin for an URL (tools/modelgate/pin_url.c). */
-int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url);
+/* `ca_file` NULL: $SSL_CERT_FILE, else the system store. */
+int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const char *ca_file);
 
 #endif

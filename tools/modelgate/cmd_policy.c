@@ -122,11 +122,13 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
 
 static int policy_pin(int argc, char **argv)
 {
-    const char *name = NULL, *target = NULL;
+    const char *name = NULL, *target = NULL, *ca_file = NULL;
     mg_digest_alg alg = MG_SHA256;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             name = argv[++i];
+        } else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc) {
+            ca_file = argv[++i];
         } else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) {
             const char *a = argv[++i];
             if (strcmp(a, "sha256") == 0)
@@ -136,15 +138,15 @@ static int policy_pin(int argc, char **argv)
             else
                 return mg_cli_usage("-a takes sha256 or sha512");
         } else if (argv[i][0] == '-' || target != NULL) {
-            return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] PATH|URL");
+            return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] [--ca-file PEM] PATH|URL");
         } else {
             target = argv[i];
         }
     }
     if (target == NULL)
-        return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] PATH|URL");
+        return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] [--ca-file PEM] PATH|URL");
     if (strstr(target, "://") != NULL)
-        return mg_cli_pin_url(name, alg, target);
+        return mg_cli_pin_url(name, alg, target, ca_file);
     char abs[PATH_MAX];
     if (realpath(target, abs) == NULL) {
         fprintf(stderr, "modelgate: io: cannot resolve %s: %s\n", target, strerror(errno));
