@@ -156,9 +156,11 @@ static mg_status public_half(EVP_PKEY *pkey, mg_sig_key **out, mg_error *err)
     }
     mg_status st = mg_sig_key_from_pem((const uint8_t *)mem->data, mem->length, out, err);
     BIO_free(bio);
-    if (st != MG_OK)
-        return mg_fail(err, MG_E_USAGE, "the key cannot sign manifests: %s",
-                       err != NULL ? err->message : "unsupported");
+    if (st != MG_OK) {
+        char why[MG_ERROR_MESSAGE_MAX];
+        mg_strlcpy(why, err != NULL ? err->message : "unsupported", sizeof why);
+        return mg_fail(err, MG_E_USAGE, "the key cannot sign manifests: %s", why);
+    }
     return MG_OK;
 }
 

@@ -367,9 +367,11 @@ mg_status mg_sig_verify_policy(const uint8_t *key_pem, size_t key_len, const uin
 {
     mg_sig_key *key;
     mg_status st = mg_sig_key_from_pem(key_pem, key_len, &key, err);
-    if (st != MG_OK)
-        return st == MG_E_LIMIT ? st : mg_fail(err, MG_E_POLICY, "policy key: %s",
-                                               err != NULL ? err->message : "invalid");
+    if (st != MG_OK) {
+        char why[MG_ERROR_MESSAGE_MAX];
+        mg_strlcpy(why, err != NULL ? err->message : "invalid", sizeof why);
+        return st == MG_E_LIMIT ? st : mg_fail(err, MG_E_POLICY, "policy key: %s", why);
+    }
     st = mg_sig_verify_raw(key, policy, len, sig, sig_len, err);
     mg_sig_key_free(key);
     if (st == MG_E_SIGNATURE)
