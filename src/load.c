@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "fetch.h"
 #include "manifest.h"
+#include "format/mxnet.h"
 #include "model.h"
 #include "policy.h"
 #include "util/fsutil.h"
@@ -526,6 +527,56 @@ static mg_status load_manifest(loader *L, mg_error *err)
 
 static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err);
 
+/*
+ * An MXNet checkpoint PREFIX-symbol.json with PREFIX-NNNN.params beside it: which graph
+ * variables no parameter binds to, and which parameters the graph does not use. The report
+ * goes into the symbol file's metadata as "checkpoint".
+ */
+static mg_status checkpoint_report(mg_model *m, mg_verified_file *sym, mg_error *err)
+{
+    static const char suffix[] = "-symbol.json";
+    size_t plen = strlen(sym->path), slen = sizeof suffix - 1;
+    if (plen < slen || strcmp(sym->path + plen - slen, suffix) != 0)
+        return MG_OK;
+    size_t prefix_len = plen - slen + 1; /* "PREFIX-" */
+    size_t count = 0;
+    const char **names = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = 0;
+        for (size_t i = 0; i < m->file_count; i++) {
+            mg_verified_file *f = &m->files[i];
+            size_t fl = strlen(f->path);
+            if ((f->format != &mg_format_mxnet_params && f->format != &mg_format_npz) ||
+                fl < prefix_len + 7 || strncmp(f->path, sym->path, prefix_len) != 0 ||
+                strcmp(f->path + fl - 7, ".params") != 0)
+                continue;
+            for (size_t j = 0; j < f->parsed.count; j++) {
+                if (pass == 1)
+                    names[n] = f->parsed.tensors[j].name;
+                n++;
+            }
+        }
+        if (pass == 0) {
+            count = n;
+            if (count == 0)
+                return MG_OK;
+            names = mg_calloc(count, sizeof *names);
+            if (names == NULL)
+                return mg_fail(err, MG_E_LIMIT, "out of memory");
+        }
+    }
+    json_t *report = NULL;
+    mg_status s = mg_mxnet_checkpoint_report(sym->parsed.metadata, names, count, &report, err);
+    free(names);
+    if (s != MG_OK) {
+        mg_error_set_file(err, sym->path);
+        return s;
+    }
+    if (json_object_set_new(sym->parsed.metadata, "checkpoint", report) != 0)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    return MG_OK;
+}
+
 static mg_status parse_all(mg_model *m, bool single, mg_error *err)
 {
     for (size_t i = 0; i < m->file_count; i++) {
@@ -543,6 +594,16 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
             mg_error_set_file(err, f->path);
             return s;
         }
+    }
+    for (size_t i = 0; i < m->file_count; i++) {
+        if (m->files[i].format == &mg_format_mxnet_symbol) {
+            mg_status s = checkpoint_report(m, &m->files[i], err);
+            if (s != MG_OK)
+                return s;
+        }
+    }
+    for (size_t i = 0; i < m->file_count; i++) {
+        mg_verified_file *f = &m->files[i];
         if (f->parsed.metadata != NULL) {
             f->metadata_json = json_dumps(f->parsed.metadata, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (f->metadata_json == NULL)

@@ -387,6 +387,33 @@ class Sharded(mgtest.TestCase):
                 self.assertExit(self.ws.run("inspect", "sharded"), FORMAT)
 
 
+class MXNetCheckpoint(mgtest.TestCase):
+    def test_checkpoint_report(self):
+        mx = os.path.join(mgtest.CORPUS, "mxnet")
+        self.ws.pin_dir("mnist", os.path.join(mx, "sagemaker-mnist-v1.4"))
+        mixed = self.ws.path("mixed")
+        os.makedirs(mixed)
+        shutil.copy(os.path.join(mx, "sagemaker-linreg-v0.11", "model-symbol.json"), mixed)
+        shutil.copy(os.path.join(mx, "go-test-v0.9", "go_test-0001.params"),
+                    os.path.join(mixed, "model-0001.params"))
+        self.ws.pin_dir("mixed", mixed)
+        self.ws.write_policy()
+        r, doc = self.ws.inspect_json("mnist")
+        self.assertExit(r, OK)
+        sym = [f for f in doc["files"] if f["format"] == "mxnet-symbol"][0]
+        self.assertEqual(sym["metadata"]["checkpoint"],
+                         {"unbound_variables": ["data", "softmax_label"], "unused_parameters": []})
+        r, doc = self.ws.inspect_json("mixed")
+        self.assertExit(r, OK)
+        sym = [f for f in doc["files"] if f["format"] == "mxnet-symbol"][0]
+        rep = sym["metadata"]["checkpoint"]
+        self.assertEqual(sorted(rep["unused_parameters"]), ["arg:pred_bias", "arg:pred_weight"])
+        self.assertIn("fc1_weight", rep["unbound_variables"])
+        self.assertIn("fc1_bias", rep["unbound_variables"])
+        text = self.ws.run("inspect", "mixed").stdout.decode()
+        self.assertIn("parameters the graph does not use (2)", text)
+
+
 class HashAndPin(mgtest.TestCase):
     def test_hash(self):
         files = [os.path.join(ST, n) for n in ("e.safetensors", "d.safetensors")]

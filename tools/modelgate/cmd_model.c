@@ -87,6 +87,37 @@ static void print_tensors_text(const mg_model *m)
     }
 }
 
+/* MXNet checkpoints: graph variables without a parameter, parameters the graph does not use. */
+static void print_list(const char *label, json_t *arr)
+{
+    printf("  %s (%zu):", label, json_array_size(arr));
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) printf("%s %s", i ? "," : "", json_string_value(v));
+    printf("\n");
+}
+
+static void print_checkpoints(const mg_model *m)
+{
+    for (size_t i = 0; i < mg_model_file_count(m); i++) {
+        mg_file_info fi;
+        if (mg_model_file(m, i, &fi) != MG_OK || fi.metadata_json == NULL ||
+            strcmp(fi.format, "mxnet-symbol") != 0)
+            continue;
+        json_error_t jerr;
+        json_t *meta = json_loads(fi.metadata_json, 0, &jerr);
+        json_t *rep = json_object_get(meta, "checkpoint");
+        if (rep != NULL) {
+            printf("checkpoint %s:\n", fi.path);
+            print_list("graph variables without a parameter",
+                       json_object_get(rep, "unbound_variables"));
+            print_list("parameters the graph does not use",
+                       json_object_get(rep, "unused_parameters"));
+        }
+        json_decref(meta);
+    }
+}
+
 static int run_model_command(int argc, char **argv, bool load)
 {
     mg_cli_opts o;
@@ -125,6 +156,7 @@ static int run_model_command(int argc, char **argv, bool load)
                mg_model_file_count(m) == 1 ? "" : "s");
         print_files_text(m);
         if (load) {
+            print_checkpoints(m);
             printf("%zu tensor%s:\n", mg_model_tensor_count(m),
                    mg_model_tensor_count(m) == 1 ? "" : "s");
             print_tensors_text(m);
