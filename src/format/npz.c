@@ -192,8 +192,14 @@ static mg_status read_central_entry(mg_reader *r, npz_entry *e, uint64_t index, 
         !mg_reader_bytes(r, extra_len, &extra) || !mg_reader_bytes(r, comment_len, &comment))
         return mg_fail(err, MG_E_FORMAT, "npz: central directory entry %llu is truncated",
                        (unsigned long long)index);
-    (void)made, (void)need, (void)mtime, (void)mdate, (void)int_attr, (void)ext_attr,
-        (void)comment;
+    /* Versions, times, attributes and the comment play no part in loading. */
+    (void)made;
+    (void)need;
+    (void)mtime;
+    (void)mdate;
+    (void)int_attr;
+    (void)ext_attr;
+    (void)comment;
     e->name = name;
     e->name_len = name_len;
     e->flags = flags;
@@ -252,7 +258,9 @@ static mg_status read_local_header(const uint8_t *data, uint64_t cd_off, npz_ent
         !mg_reader_bytes(&r, name_len, &name) || !mg_reader_bytes(&r, extra_len, &extra))
         return mg_fail(err, MG_E_FORMAT, "npz: member %llu: truncated local header",
                        (unsigned long long)index);
-    (void)need, (void)mtime, (void)mdate;
+    (void)need; /* libzip's ZIP_CHECKCONS compares version and time with the central entry */
+    (void)mtime;
+    (void)mdate;
     if (name_len != e->name_len || memcmp(name, e->name, name_len) != 0)
         return mg_fail(err, MG_E_FORMAT,
                        "npz: member %llu: local and central names disagree",
@@ -378,8 +386,7 @@ static mg_status check_overlap_and_duplicates(npz_entry *entries, size_t count, 
 
 static mg_status libzip_fail(mg_error *err, const char *what, zip_error_t *ze)
 {
-    mg_status st = mg_fail(err, MG_E_FORMAT, "npz: %s (libzip: %s)", what, zip_error_strerror(ze));
-    return st;
+    return mg_fail(err, MG_E_FORMAT, "npz: %s (libzip: %s)", what, zip_error_strerror(ze));
 }
 
 /* Read member `index` to its end through libzip (which checks the CRC there). With `dst`,

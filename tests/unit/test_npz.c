@@ -279,6 +279,18 @@ static void put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* CRC-32 (IEEE), bitwise: only for building test archives. */
+static uint32_t tu_crc32(const uint8_t *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
 /* One deflate member "x.npy" of `csize` bytes (junk) claiming `usize`, with zip64 extras. */
 static uint8_t *one_member_zip64(uint64_t csize, uint64_t usize, size_t *out_len)
 {
@@ -321,6 +333,108 @@ static uint8_t *one_member_zip64(uint64_t csize, uint64_t usize, size_t *out_len
     put32(p + 16, (uint32_t)(local + csize));
     *out_len = len;
     return b;
+}
+
+/* `count` stored members "t<i>.npy", each a one-byte '|u1' scalar holding i & 0xff, with
+ * a zip64 end record (needed above 65535 entries). */
+static uint8_t *many_members(uint32_t count, size_t *out_len)
+{
+    static const char dict[] = "{'descr': '|u1', 'fortran_order': False, 'shape': (), }";
+    size_t hlen = sizeof dict; /* the dict and '\n' */
+    size_t npy_len = 10 + hlen + 1;
+    size_t cap = (size_t)count * (30 + 16 + npy_len + 46 + 16) + 56 + 20 + 22;
+    uint8_t *b = calloc(1, cap);
+    uint64_t *offsets = calloc(count, sizeof *offsets);
+    assert_non_null(b);
+    assert_non_null(offsets);
+    uint8_t npy[128];
+    memcpy(npy, "\x93NUMPY\x01\x00", 8);
+    put16(npy + 8, (uint16_t)hlen);
+    memcpy(npy + 10, dict, hlen - 1);
+    npy[10 + hlen - 1] = '\n';
+    size_t pos = 0;
+    char name[16];
+    for (uint32_t i = 0; i < count; i++) {
+        int nlen = snprintf(name, sizeof name, "t%u.npy", i);
+        npy[npy_len - 1] = (uint8_t)i;
+        offsets[i] = pos;
+        uint8_t *p = b + pos;
+        put32(p, 0x04034b50);
+        put16(p + 4, 20);
+        put32(p + 14, tu_crc32(npy, npy_len));
+        put32(p + 18, (uint32_t)npy_len);
+        put32(p + 22, (uint32_t)npy_len);
+        put16(p + 26, (uint16_t)nlen);
+        memcpy(p + 30, name, (size_t)nlen);
+        memcpy(p + 30 + nlen, npy, npy_len);
+        pos += 30 + (size_t)nlen + npy_len;
+    }
+    size_t cd_off = pos;
+    for (uint32_t i = 0; i < count; i++) {
+        int nlen = snprintf(name, sizeof name, "t%u.npy", i);
+        npy[npy_len - 1] = (uint8_t)i;
+        uint8_t *p = b + pos;
+        put32(p, 0x02014b50);
+        put16(p + 4, 20);
+        put16(p + 6, 20);
+        put32(p + 16, tu_crc32(npy, npy_len));
+        put32(p + 20, (uint32_t)npy_len);
+        put32(p + 24, (uint32_t)npy_len);
+        put16(p + 28, (uint16_t)nlen);
+        put32(p + 42, (uint32_t)offsets[i]);
+        memcpy(p + 46, name, (size_t)nlen);
+        pos += 46 + (size_t)nlen;
+    }
+    size_t cd_size = pos - cd_off, z64 = pos;
+    uint8_t *p = b + pos;
+    put32(p, 0x06064b50);
+    put64(p + 4, 44);
+    put16(p + 12, 45);
+    put16(p + 14, 45);
+    put64(p + 24, count);
+    put64(p + 32, count);
+    put64(p + 40, cd_size);
+    put64(p + 48, cd_off);
+    p += 56;
+    put32(p, 0x07064b50);
+    put64(p + 8, z64);
+    put32(p + 16, 1);
+    p += 20;
+    put32(p, 0x06054b50);
+    put16(p + 8, 0xffff);
+    put16(p + 10, 0xffff);
+    put32(p + 12, 0xffffffffu);
+    put32(p + 16, 0xffffffffu);
+    pos += 56 + 20 + 22;
+    assert_true(pos <= cap);
+    free(offsets);
+    *out_len = pos;
+    return b;
+}
+
+/* More than 65535 members (zip64 end record): all read, names and values in order. */
+static void test_many_members(void **state)
+{
+    (void)state;
+    const uint32_t count = 70000;
+    size_t len;
+    uint8_t *data = many_members(count, &len);
+    mg_parse_result res;
+    mg_error err;
+    mg_status st = parse_npz(data, len, &res, &err);
+    if (st != MG_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(res.count, count);
+    for (uint32_t i = 0; i < count; i += 997) {
+        char want[16];
+        snprintf(want, sizeof want, "t%u", i);
+        assert_string_equal(res.tensors[i].name, want);
+        assert_int_equal(res.tensors[i].ndim, 0);
+        assert_int_equal(res.tensors[i].nbytes, 1);
+        assert_int_equal(*entry_data(&res, &res.tensors[i], data, len), (uint8_t)i);
+    }
+    mg_parse_result_free(&res);
+    free(data);
 }
 
 static void test_decompression_caps(void **state)
@@ -416,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_accepted_variants_content),
         cmocka_unit_test(test_decompression_caps),
+        cmocka_unit_test(test_many_members),
         cmocka_unit_test(test_every_truncation_refused),
         cmocka_unit_test(test_single_byte_flips),
         cmocka_unit_test(test_probe),
