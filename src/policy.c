@@ -93,8 +93,11 @@ static mg_status read_protected(const char *abs_path, const char *what, size_t c
                     "(mode %03o)", what, abs_path, (unsigned)(pst.st_mode & 0777));
     if (s == MG_OK) {
         s = mg_read_small(fd, cap, out, len, err);
-        if (s != MG_OK)
-            s = mg_fail(err, MG_E_POLICY, "cannot read %s %s: %s", what, abs_path, err->message);
+        if (s != MG_OK) {
+            char why[MG_ERROR_MESSAGE_MAX];
+            mg_strlcpy(why, err->message, sizeof why);
+            s = mg_fail(err, MG_E_POLICY, "cannot read %s %s: %s", what, abs_path, why);
+        }
     }
     close(fd);
     close(parent);
@@ -652,8 +655,11 @@ static mg_status verify_policy_signature(const mg_policy *pol, const char *key_p
                                  err);
     if (s == MG_OK) {
         s = mg_sig_key_from_pem(pem, pem_len, &key, err);
-        if (s != MG_OK)
-            s = mg_fail(err, MG_E_POLICY, "policy key %s: %s", abs_key, err->message);
+        if (s != MG_OK) {
+            char why[MG_ERROR_MESSAGE_MAX];
+            mg_strlcpy(why, err->message, sizeof why);
+            s = mg_fail(err, MG_E_POLICY, "policy key %s: %s", abs_key, why);
+        }
     }
     if (s == MG_OK) {
         /* SPEC §2: the detached signature is POLICY.sig, the policy file's name plus ".sig". */

@@ -25,6 +25,10 @@ mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err)
     void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return mg_fail(err, MG_E_LIMIT, "cannot map %zu bytes of memory: %s", len, strerror(errno));
+    /* Huge pages, where the kernel offers them, cut the page faults of filling a large
+     * region by 512x; a refusal is harmless. */
+    if (map_len >= (2u << 20))
+        (void)madvise(p, map_len, MADV_HUGEPAGE);
     r->data = p;
     r->len = len;
     r->map_len = map_len;
