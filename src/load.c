@@ -161,6 +161,7 @@ typedef struct loader {
     _Atomic bool failed;
     _Atomic uint64_t done_bytes;
     uint64_t total_bytes;
+    bool prefault; /* fewer files than cores: spare cores back the memory ahead of readers */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t finished_workers;
@@ -266,8 +267,8 @@ static void run_job(loader *L, job *j)
         s = open_model_file(L, pin->path, &fd, err);
         if (s == MG_OK) {
             uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
-            s = mg_region_read_hashed(fd, want, pin->alg, &f->region, f->digest, &L->done_bytes,
-                                      err);
+            s = mg_region_read_hashed_ex(fd, want, pin->alg, L->prefault ? MG_REGION_PREFAULT : 0,
+                                         &f->region, f->digest, &L->done_bytes, err);
             close(fd);
         }
     }
@@ -335,6 +336,8 @@ static mg_status read_all(loader *L, mg_model *m, const mg_load_options *opts, m
             L->total_bytes += L->expected[i].size;
     }
     unsigned n = worker_count(opts, L->expected_count);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    L->prefault = cores > 1 && (long)n < cores;
     pthread_t threads[64];
     unsigned started = 0;
     for (; started < n; started++) {

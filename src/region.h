@@ -38,4 +38,14 @@ MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_
                                              mg_region *out, uint8_t digest[MG_DIGEST_MAX],
                                              _Atomic uint64_t *done, mg_error *err);
 
+/* mg_region_read_hashed_ex flags. */
+#define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
+                                   the file is read and hashed (when a core is spare) */
+
+/* As mg_region_read_hashed, with MG_REGION_* flags. */
+MG_NODISCARD mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size,
+                                                mg_digest_alg alg, unsigned flags,
+                                                mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                                                _Atomic uint64_t *done, mg_error *err);
+
 #endif
