@@ -9,7 +9,7 @@ out="$top/fuzz/build"
 mkdir -p "$out"
 CC=${CC_FUZZ:-clang}
 CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
-LIBS="$(pkg-config --libs libcrypto jansson libzip libcurl) -lpthread"
+LIBS="$(pkg-config --libs libcrypto jansson libzip libcurl zlib) -lpthread"
 
 build_one() {
   local src=$1 name

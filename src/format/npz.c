@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zip.h>
+#include <zlib.h>
 
 #include "format/format.h"
 #include "format/npy.h"
@@ -43,7 +44,6 @@
 #define NPZ_MAX_RATIO 1000u
 #define NPZ_RATIO_FREE_BYTES (UINT64_C(1) << 20)     /* 1 MiB */
 #define NPZ_MAX_INFLATED_TOTAL (UINT64_C(4) << 30)   /* 4 GiB */
-#define NPZ_COPY_CHUNK (64u << 10)
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -389,11 +389,10 @@ static mg_status libzip_fail(mg_error *err, const char *what, zip_error_t *ze)
     return mg_fail(err, MG_E_FORMAT, "npz: %s (libzip: %s)", what, zip_error_strerror(ze));
 }
 
-/* Read member `index` to its end through libzip (which checks the CRC there). With `dst`,
- * the bytes are stored there; with `same`, they are compared with `same`. Exactly `usize`
- * bytes must come out. */
+/* Inflate member `index` into `dst` through libzip, which checks the CRC at its end. Exactly
+ * `usize` bytes must come out. */
 static mg_status read_member(zip_t *za, uint64_t index, uint64_t usize, uint8_t *dst,
-                             const uint8_t *same, uint8_t *scratch, mg_error *err)
+                             mg_error *err)
 {
     zip_file_t *zf = zip_fopen_index(za, index, 0);
     if (zf == NULL)
@@ -402,9 +401,7 @@ static mg_status read_member(zip_t *za, uint64_t index, uint64_t usize, uint8_t 
     uint64_t done = 0;
     for (;;) {
         uint64_t want = usize - done;
-        uint8_t *buf = dst != NULL ? dst + done : scratch;
-        if (dst == NULL && want > NPZ_COPY_CHUNK)
-            want = NPZ_COPY_CHUNK;
+        uint8_t *buf = dst + done;
         uint8_t probe_byte;
         if (want == 0) {
             /* Everything expected was read: the stream must end here (and the CRC match). */
@@ -430,16 +427,22 @@ static mg_status read_member(zip_t *za, uint64_t index, uint64_t usize, uint8_t 
                          (unsigned long long)index);
             break;
         }
-        if (same != NULL && memcmp(buf, same + done, (size_t)got) != 0) {
-            st = mg_fail(err, MG_E_FORMAT,
-                         "npz: member %llu: libzip and the local header disagree on its data",
-                         (unsigned long long)index);
-            break;
-        }
         done += (uint64_t)got;
     }
     zip_fclose(zf);
     return st;
+}
+
+static uint32_t stored_crc32(const uint8_t *bytes, uint64_t len)
+{
+    uLong c = crc32_z(0L, Z_NULL, 0);
+    while (len > 0) {
+        z_size_t n = len > ((z_size_t)1 << 30) ? ((z_size_t)1 << 30) : (z_size_t)len;
+        c = crc32_z(c, bytes, n);
+        bytes += n;
+        len -= n;
+    }
+    return (uint32_t)c;
 }
 
 static mg_status member_npy(const uint8_t *bytes, uint64_t len, const npz_entry *e,
@@ -457,7 +460,7 @@ static mg_status member_npy(const uint8_t *bytes, uint64_t len, const npz_entry 
 
 static mg_status add_member(mg_parse_result *out, zip_t *za, const uint8_t *data,
                             const npz_entry *e, uint64_t index, uint64_t *inflated,
-                            uint8_t *scratch, mg_error *err)
+                            mg_error *err)
 {
     mg_npy_array a;
     mg_tensor_entry t;
@@ -470,9 +473,12 @@ static mg_status add_member(mg_parse_result *out, zip_t *za, const uint8_t *data
                            "npz: stored member %llu has different stored and real sizes",
                            (unsigned long long)index);
         const uint8_t *bytes = data + e->data_start; /* range proven in read_local_header */
-        st = read_member(za, index, e->usize, NULL, bytes, scratch, err);
-        if (st != MG_OK)
-            return st;
+        /* Stored bytes are used in place: check their CRC-32 here (zlib, one pass) rather than
+         * copying them out through libzip, which would read the member twice more. */
+        if (stored_crc32(bytes, e->usize) != e->crc)
+            return mg_fail(err, MG_E_FORMAT,
+                           "npz: member %llu cannot be read: bad CRC-32 or corrupt data",
+                           (unsigned long long)index);
         if ((st = member_npy(bytes, e->usize, e, &a, err)) != MG_OK)
             return st;
         t.blob = 0;
@@ -496,7 +502,7 @@ static mg_status add_member(mg_parse_result *out, zip_t *za, const uint8_t *data
         uint8_t *buf;
         if ((st = mg_parse_add_blob(out, (size_t)e->usize, &blob, &buf, err)) != MG_OK)
             return st;
-        if ((st = read_member(za, index, e->usize, buf, NULL, scratch, err)) != MG_OK)
+        if ((st = read_member(za, index, e->usize, buf, err)) != MG_OK)
             return st;
         if ((st = member_npy(buf, e->usize, e, &a, err)) != MG_OK)
             return st;
@@ -553,20 +559,16 @@ static mg_status parse_members(const uint8_t *data, size_t len, npz_entry *entri
     zip_error_fini(&ze);
 
     mg_status st = MG_OK;
-    uint8_t *scratch = malloc(NPZ_COPY_CHUNK);
     zip_int64_t n = zip_get_num_entries(za, 0);
-    if (scratch == NULL)
-        st = mg_fail(err, MG_E_LIMIT, "npz: out of memory");
-    else if (n < 0 || (uint64_t)n != count)
+    if (n < 0 || (uint64_t)n != count)
         st = mg_fail(err, MG_E_FORMAT, "npz: libzip and the central directory disagree on "
                                        "the member count");
     uint64_t inflated = 0;
     for (size_t i = 0; i < count && st == MG_OK; i++) {
         st = cross_check(za, &entries[i], i, err);
         if (st == MG_OK)
-            st = add_member(out, za, data, &entries[i], i, &inflated, scratch, err);
+            st = add_member(out, za, data, &entries[i], i, &inflated, err);
     }
-    free(scratch);
     zip_discard(za);
     return st;
 }
