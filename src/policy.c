@@ -731,6 +731,30 @@ static mg_status policy_load(const char *path, const char *policy_key, problems 
     return MG_OK;
 }
 
+mg_status mg_policy_from_buffer(const uint8_t *data, size_t len, const char *dir, mg_policy **out,
+                                mg_error *err)
+{
+    *out = NULL;
+    mg_error_clear(err);
+    problems pr = {NULL, NULL, 0, err};
+    mg_policy *pol = calloc(1, sizeof *pol);
+    if (pol == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    pol->dir = mg_strdup(dir);
+    pol->path = mg_strdup("(buffer)");
+    if (pol->dir == NULL || pol->path == NULL) {
+        mg_policy_close(pol);
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    parse_policy(&pr, pol, data, len);
+    if (pr.count > 0) {
+        mg_policy_close(pol);
+        return MG_E_POLICY;
+    }
+    *out = pol;
+    return MG_OK;
+}
+
 mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out, mg_error *err)
 {
     problems pr = {NULL, NULL, 0, err};

@@ -68,4 +68,10 @@ struct mg_policy {
 MG_NODISCARD mg_status mg_policy_find(const mg_policy *pol, const char *source,
                                       const mg_policy_model **out, mg_error *err);
 
+/* Parse policy text from memory, as if read from a file in folder `dir` (no permission
+ * checks on the policy itself; key files are still opened and checked). For the fuzz
+ * harness and tests. */
+MG_NODISCARD mg_status mg_policy_from_buffer(const uint8_t *data, size_t len, const char *dir,
+                                             mg_policy **out, mg_error *err);
+
 #endif
