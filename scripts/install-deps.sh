@@ -11,7 +11,7 @@ packages=(
   python3 python3-numpy python3-cryptography
   minisign
   clang libclang-rt-14-dev
-  valgrind
+  valgrind cppcheck clang-tidy
 )
 missing=()
 for p in "${packages[@]}"; do

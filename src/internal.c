@@ -33,7 +33,7 @@ void mg_error_clear(mg_error *err)
     }
 }
 
-mg_status mg_fail(mg_error *err, mg_status status, const char *fmt, ...)
+mg_status mg_fail_fmt(mg_error *err, mg_status status, const char *fmt, ...)
 {
     if (err == NULL)
         return status;

@@ -23,8 +23,12 @@
 #define MG_MAX_MODEL_FILE_BYTES (UINT64_C(1) << 40) /* one file of a model: 1 TiB */
 
 /* Fill `err` (may be NULL) with `status` and a formatted one-line message; returns status. */
-mg_status mg_fail(mg_error *err, mg_status status, const char *fmt, ...)
+mg_status mg_fail_fmt(mg_error *err, mg_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same as an expression whose value is visibly `status`, so that static analysis (and
+ * the reader) can see that a failure path never yields MG_OK. `status` must have no side
+ * effects (it is evaluated twice). */
+#define mg_fail(err, status, ...) (mg_fail_fmt((err), (status), __VA_ARGS__), (status))
 /* Set err->file (path inside the model) unless one is already set. */
 void mg_error_set_file(mg_error *err, const char *path);
 /* Set err->model unless one is already set. */

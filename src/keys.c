@@ -57,9 +57,11 @@ static mg_status create_file(const char *path, mode_t mode, const void *data, si
                              mg_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return mg_fail(err, errno == EEXIST ? MG_E_USAGE : MG_E_IO,
-                       "cannot create %.200s: %s", path, strerror(errno));
+    if (fd < 0) {
+        int e = errno;
+        mg_status st = e == EEXIST ? MG_E_USAGE : MG_E_IO;
+        return mg_fail(err, st, "cannot create %.200s: %s", path, strerror(e));
+    }
     bool ok = fchmod(fd, mode) == 0 && write_all(fd, data, len) && fsync(fd) == 0;
     int saved = errno;
     ok = close(fd) == 0 && ok;
@@ -445,7 +447,7 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
         if (path == NULL) {
             json_decref(root);
             json_decref(files);
-            mg_fail(err, MG_E_FORMAT, "file name '%.200s' is not valid UTF-8", f->path);
+            mg_fail_fmt(err, MG_E_FORMAT, "file name '%.200s' is not valid UTF-8", f->path);
             return NULL;
         }
         json_t *entry = json_object();
@@ -458,7 +460,7 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
     char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (text == NULL)
-        mg_fail(err, MG_E_LIMIT, "cannot encode the manifest");
+        mg_fail_fmt(err, MG_E_LIMIT, "cannot encode the manifest");
     return text;
 }
 

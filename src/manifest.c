@@ -317,7 +317,7 @@ static mg_status check_signatures(const struct mg_policy *pol, const mg_policy_m
             }
         }
         if (!tried && first_failed_file == NULL) {
-            mg_fail(&first_failure, MG_E_SIGNATURE, "no %s key is listed for the model",
+            mg_fail_fmt(&first_failure, MG_E_SIGNATURE, "no %s key is listed for the model",
                     sigs[s].minisig ? "minisign" : "PEM");
             first_failed_file = sigs[s].filename;
         }
@@ -338,7 +338,7 @@ static mg_status check_signatures(const struct mg_policy *pol, const mg_policy_m
     if (distinct >= threshold)
         return MG_OK;
     if (first_failed_file != NULL) {
-        mg_fail(err, MG_E_SIGNATURE,
+        mg_fail_fmt(err, MG_E_SIGNATURE,
                 "manifest signatures: %zu of the %zu distinct keys required verified; %.100s: %s",
                 distinct, threshold, first_failed_file, first_failure.message);
         mg_error_set_file(err, first_failed_file);

@@ -43,7 +43,7 @@ __attribute__((format(printf, 3, 4))) static void problem(problems *pr, const ch
             *c = '?';
     }
     if (pr->count == 0)
-        mg_fail(pr->err, MG_E_POLICY, "%s", msg);
+        mg_fail_fmt(pr->err, MG_E_POLICY, "%s", msg);
     if (pr->count < MG_MAX_PROBLEMS && pr->report != NULL)
         pr->report(msg, pr->ctx);
     pr->count++;
@@ -256,9 +256,8 @@ static void parse_keys(problems *pr, mg_policy *pol, json_t *keys)
             if (abs == NULL) {
                 problem(pr, path, "public_key is not a valid path");
             } else if (read_protected(abs, "key file", MG_MAX_KEY_FILE_BYTES, &data, &len,
-                                      &kerr) != MG_OK) {
-                problem(pr, path, "%s", kerr.message);
-            } else if (mg_sig_key_from_pem(data, len, &k->key, &kerr) != MG_OK) {
+                                      &kerr) != MG_OK ||
+                       mg_sig_key_from_pem(data, len, &k->key, &kerr) != MG_OK) {
                 problem(pr, path, "%s", kerr.message);
             }
             free(abs);
@@ -757,6 +756,7 @@ mg_status mg_policy_from_buffer(const uint8_t *data, size_t len, const char *dir
 
 mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out, mg_error *err)
 {
+    mg_error_clear(err);
     problems pr = {NULL, NULL, 0, err};
     mg_status s = policy_load(path, policy_key, &pr, out, err);
     if (s != MG_OK && pr.count > 1) {
@@ -771,6 +771,7 @@ mg_status mg_policy_check(const char *path, const char *policy_key,
                           void (*report)(const char *problem, void *ctx), void *ctx,
                           mg_error *err)
 {
+    mg_error_clear(err);
     problems pr = {report, ctx, 0, err};
     mg_policy *pol = NULL;
     mg_status s = policy_load(path, policy_key, &pr, &pol, err);

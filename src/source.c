@@ -110,9 +110,7 @@ mg_status mg_source_normalize_path(const char *path, const char *base_dir, char 
         }
         info->dot_segments = own;
     }
-    if (rlen == 0)
-        res[rlen++] = '/';
-    else if (info->directory)
+    if (rlen == 0 || info->directory) /* the root, or a directory's trailing '/' */
         res[rlen++] = '/';
     res[rlen] = '\0';
     free(joined);

@@ -455,7 +455,7 @@ static mg_status read_array(gguf_parser *p, const char *key, json_t **out)
 
 static mg_status check_alignment(gguf_parser *p, uint32_t type, const uint8_t *value)
 {
-    if (type != GGUF_UINT32)
+    if (type != GGUF_UINT32 || value == NULL)
         return mg_fail(p->err, MG_E_FORMAT,
                        "gguf: general.alignment has type %s, it must be uint32",
                        type < GGUF_TYPE_COUNT ? value_types[type].name : "?");

@@ -358,19 +358,19 @@ static mg_status check_overlap_and_duplicates(npz_entry *entries, size_t count, 
 {
     if (count < 2)
         return MG_OK;
-    npz_entry **order = mg_calloc(count, sizeof *order);
+    npz_entry **order = mg_calloc(count, sizeof *order); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (order == NULL)
         return mg_fail(err, MG_E_LIMIT, "npz: out of memory");
     for (size_t i = 0; i < count; i++)
         order[i] = &entries[i];
     mg_status st = MG_OK;
-    qsort(order, count, sizeof *order, cmp_by_offset);
+    qsort(order, count, sizeof *order, cmp_by_offset); // NOLINT(bugprone-sizeof-expression): an array of pointers
     for (size_t i = 1; i < count && st == MG_OK; i++) {
         if (order[i]->local_off < order[i - 1]->span_end)
             st = mg_fail(err, MG_E_FORMAT, "npz: members overlap in the archive");
     }
     if (st == MG_OK) {
-        qsort(order, count, sizeof *order, cmp_by_name);
+        qsort(order, count, sizeof *order, cmp_by_name); // NOLINT(bugprone-sizeof-expression): an array of pointers
         for (size_t i = 1; i < count && st == MG_OK; i++) {
             if (cmp_by_name(&order[i - 1], &order[i]) == 0)
                 st = mg_fail(err, MG_E_FORMAT, "npz: duplicate member name '%.*s'",

@@ -6,7 +6,7 @@ json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_stat
                       mg_error *err)
 {
     if (memchr(data, '\0', len) != NULL) {
-        mg_fail(err, status, "%s: a NUL byte is not allowed in JSON", what);
+        mg_fail_fmt(err, status, "%s: a NUL byte is not allowed in JSON", what);
         return NULL;
     }
     json_error_t jerr;
@@ -16,7 +16,7 @@ json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_stat
         char *near = strstr(jerr.text, " near ");
         if (near != NULL)
             *near = '\0';
-        mg_fail(err, status, "%s: invalid JSON at line %d column %d: %s", what, jerr.line,
+        mg_fail_fmt(err, status, "%s: invalid JSON at line %d column %d: %s", what, jerr.line,
                 jerr.column, jerr.text);
         return NULL;
     }

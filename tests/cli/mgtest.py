@@ -24,6 +24,11 @@ SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.dirname(os.path.dirname(os.
 SHARED_DIR = os.environ.get("MG_SHARED_DIR", os.path.join(SOURCE_DIR, "..", "shared"))
 CORPUS = os.path.join(SHARED_DIR, "corpus", "real")
 SANITIZED = os.environ.get("MG_SANITIZE", "OFF") in ("ON", "1", "TRUE", "true")
+# MG_VALGRIND=1: every run of the tool goes through valgrind memcheck, and any error it
+# reports (invalid access, uninitialised use, a definite leak) fails the run.
+VALGRIND = os.environ.get("MG_VALGRIND", "") == "1"
+VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--track-fds=no"]
 
 # Exit codes, SPEC §5.
 OK, INTEGRITY, USAGE, POLICY, UNTRUSTED, SIGNATURE, FORMAT, IO, LIMIT = range(9)
@@ -42,8 +47,13 @@ def run_bin(*args, env=None, input=None, timeout=300):
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    p = subprocess.run([BIN, *args], capture_output=True, env=full_env, input=input,
-                       timeout=timeout)
+    cmd = [BIN, *args]
+    if VALGRIND:
+        cmd = VALGRIND_CMD + cmd
+        timeout *= 20
+    p = subprocess.run(cmd, capture_output=True, env=full_env, input=input, timeout=timeout)
+    if VALGRIND and p.returncode == 99:
+        raise AssertionError("valgrind reported errors for %r:\n%s" % (args, p.stderr.decode("utf-8", "replace")))
     p.stderr = p.stderr.decode("utf-8", "replace")
     if SANITIZED and ("AddressSanitizer" in p.stderr or "runtime error:" in p.stderr
                       or "LeakSanitizer" in p.stderr):
