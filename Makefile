@@ -16,10 +16,10 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMG_SANITIZE=ON >/dev/null
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMG_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every test twice: the hardened release build, then AddressSanitizer + UndefinedBehaviorSanitizer
+# Every test twice: the hardened gcc build, then clang with AddressSanitizer + UndefinedBehaviorSanitizer
 # (with LeakSanitizer); any sanitizer report fails the run.
 check: check-normal check-asan
 

@@ -52,9 +52,11 @@ static void name_list_free(name_list *l)
 
 /* gcc -fanalyzer loses track of `name` once it is stored in the realloc'd array and reports
  * a leak; the array owns it and name_list_free() releases it (LeakSanitizer agrees). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpragmas"
 #pragma GCC diagnostic ignored "-Wanalyzer-malloc-leak"
+#endif
 static mg_status name_list_add(name_list *l, char *name, mg_error *err)
 {
     if (l->count >= MG_MAX_FILES) {
@@ -75,7 +77,9 @@ static mg_status name_list_add(name_list *l, char *name, mg_error *err)
     l->names[l->count++] = name;
     return MG_OK;
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 static int cmp_str(const void *a, const void *b)
 {

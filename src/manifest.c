@@ -219,7 +219,8 @@ static mg_status parse_files(json_t *files, mg_manifest *m, mg_error *err)
             return st;
         m->file_count++;
     }
-    qsort(m->files, m->file_count, sizeof *m->files, compare_files);
+    if (m->file_count > 1)
+        qsort(m->files, m->file_count, sizeof *m->files, compare_files);
     for (size_t i = 1; i < m->file_count; i++) {
         if (strcmp(m->files[i - 1].path, m->files[i].path) == 0)
             return mg_fail(err, MG_E_SIGNATURE, "manifest: path '%.200s' is listed twice",

@@ -649,7 +649,8 @@ static mg_status check_unique_names(gguf_parser *p, const mg_parse_result *out)
         return mg_fail(p->err, MG_E_LIMIT, "gguf: out of memory for the tensor names");
     for (size_t i = 0; i < out->count; i++)
         names[i] = out->tensors[i].name;
-    qsort(names, out->count, sizeof *names, compare_names);
+    if (out->count > 1)
+        qsort(names, out->count, sizeof *names, compare_names);
     mg_status st = MG_OK;
     for (size_t i = 1; i < out->count; i++) {
         if (strcmp(names[i - 1], names[i]) == 0) {

@@ -53,7 +53,8 @@ mg_status mg_mxnet_checkpoint_report(const json_t *symbol_summary,
     for (size_t i = 0; i < n_params && st == MG_OK; i++)
         keys[i] = (param_key){strip_prefix(param_names[i]), i};
     if (st == MG_OK)
-        qsort(keys, n_params, sizeof *keys, key_cmp);
+        if (n_params > 1)
+            qsort(keys, n_params, sizeof *keys, key_cmp);
     for (size_t v = 0; v < json_array_size(vars) && st == MG_OK; v++) {
         const char *name = json_string_value(json_array_get(vars, v));
         /* Find the first key equal to `name`; every equal key is used by it. */

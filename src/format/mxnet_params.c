@@ -280,7 +280,8 @@ static mg_status read_names(mg_reader *r, uint64_t n_arrays, name_ref **out, mg_
                          (unsigned long long)n_names);
         } else {
             memcpy(sorted, names, (size_t)n_names * sizeof *sorted);
-            qsort(sorted, (size_t)n_names, sizeof *sorted, name_cmp);
+            if (n_names > 1)
+                qsort(sorted, (size_t)n_names, sizeof *sorted, name_cmp);
             for (size_t i = 1; i < (size_t)n_names && st == MG_OK; i++) {
                 if (name_cmp(&sorted[i - 1], &sorted[i]) == 0)
                     st = mg_fail(err, MG_E_FORMAT, "mxnet-params: duplicate name '%.*s'",

@@ -223,7 +223,8 @@ static mg_status check_variable_names(const graph *g, size_t n_vars, mg_error *e
         if (g->is_variable[i])
             names[k++] = json_string_value(json_object_get(json_array_get(g->nodes, i), "name"));
     }
-    qsort(names, k, sizeof *names, str_cmp);
+    if (k > 1)
+        qsort(names, k, sizeof *names, str_cmp);
     mg_status st = MG_OK;
     for (size_t i = 1; i < k && st == MG_OK; i++) {
         if (strcmp(names[i - 1], names[i]) == 0)
@@ -355,7 +356,8 @@ static mg_status build_summary(const graph *g, const json_t *heads, json_int_t v
             opnames[n_ops++] = json_string_value(json_object_get(node, "op"));
     }
     if (st == MG_OK && n_ops > 0) {
-        qsort(opnames, n_ops, sizeof *opnames, str_cmp);
+        if (n_ops > 1)
+            qsort(opnames, n_ops, sizeof *opnames, str_cmp);
         for (size_t i = 0; i < n_ops && st == MG_OK; i++) {
             if (i == 0 || strcmp(opnames[i - 1], opnames[i]) != 0)
                 st = push_new(ops, json_string(opnames[i]), err);

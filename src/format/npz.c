@@ -401,12 +401,14 @@ static mg_status read_member(zip_t *za, uint64_t index, uint64_t usize, uint8_t 
     uint64_t done = 0;
     for (;;) {
         uint64_t want = usize - done;
-        uint8_t *buf = dst + done;
         uint8_t probe_byte;
+        uint8_t *buf;
         if (want == 0) {
             /* Everything expected was read: the stream must end here (and the CRC match). */
             buf = &probe_byte;
             want = 1;
+        } else {
+            buf = dst + done; /* dst holds usize > done bytes, so it is not NULL */
         }
         zip_int64_t got = zip_fread(zf, buf, want);
         if (got < 0) {

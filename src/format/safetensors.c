@@ -169,7 +169,8 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
             goto out;
     }
     /* Exact tiling: sorted by (begin, end), each begins where the previous ended. */
-    qsort(out->tensors, out->count, sizeof *out->tensors, cmp_entry);
+    if (out->count > 1)
+        qsort(out->tensors, out->count, sizeof *out->tensors, cmp_entry);
     uint64_t pos = base;
     for (size_t i = 0; i < out->count; i++) {
         const mg_tensor_entry *t = &out->tensors[i];
