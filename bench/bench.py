@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Benchmark verified loading against plain hashing tools, in one run, on the same warm files.
+
+For each case every command runs REPEAT times (after one warm-up); the table gives the median
+wall time, the ratio to `openssl dgst -sha256` on the same bytes, and the peak resident memory
+of one run (from wait4). Results go to stdout and bench/RESULTS.md."""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+MG = os.path.abspath(sys.argv[1])
+WORK = os.path.abspath(sys.argv[2])
+OUT = sys.argv[3]
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
+PY = "/usr/bin/python3"
+
+
+def run_once(cmd):
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    if p.returncode != 0:
+        raise SystemExit("benchmark command failed (%d): %s\n%s" % (p.returncode, " ".join(cmd), err))
+    return dt, ru.ru_maxrss * 1024
+
+
+def measure(cmd):
+    run_once(cmd)  # warm-up (page cache, binaries)
+    times, peak = [], 0
+    for _ in range(REPEAT):
+        dt, rss = run_once(cmd)
+        times.append(dt)
+        peak = max(peak, rss)
+    return statistics.median(times), peak
+
+
+def warm(paths):
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(64 << 20):
+                pass
+
+
+def digest(path):
+    out = subprocess.run(["openssl", "dgst", "-sha256", "-r", path], capture_output=True, check=True)
+    return out.stdout.split()[0].decode()
+
+
+def policy(entries):
+    path = os.path.join(WORK, "policy.json")
+    with open(path, "w") as f:
+        json.dump({"modelgate_policy": 1, "models": entries}, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+def main():
+    one = os.path.join(WORK, "one.safetensors")
+    four_dir = os.path.join(WORK, "four")
+    four = sorted(os.path.join(four_dir, f) for f in os.listdir(four_dir))
+    npz = os.path.join(WORK, "one.npz")
+    gguf = os.path.join(WORK, "one.gguf")
+    allfiles = [one, npz, gguf] + four
+    warm(allfiles)
+    entries = [{"name": n, "source": p, "sha256": digest(p), "size": os.path.getsize(p)}
+               for n, p in (("one", one), ("npz", npz), ("gguf", gguf))]
+    entries.append({"name": "four", "source": four_dir + "/",
+                    "files": {os.path.basename(p): {"sha256": digest(p), "size": os.path.getsize(p)}
+                              for p in four}})
+    pol = policy(entries)
+    mg = lambda name: [MG, "inspect", "-q", "-p", pol, name]
+    cases = [
+        ("1 GiB safetensors", one, [
+            ("modelgate inspect (verify + load)", mg("one")),
+            ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
+            ("sha256sum", ["sha256sum", one]),
+            ("python hashlib.file_digest", [PY, "-c", "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')", one]),
+        ]),
+        ("4 x 256 MiB safetensors (one model)", None, [
+            ("modelgate inspect (verify + load)", mg("four")),
+            ("openssl dgst -sha256, 4 files in sequence", ["openssl", "dgst", "-sha256", *four]),
+        ]),
+        ("1 GiB npz (stored, numpy savez)", npz, [
+            ("modelgate inspect (verify + load)", mg("npz")),
+            ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", npz]),
+        ]),
+        ("1 GiB GGUF (F32)", gguf, [
+            ("modelgate inspect (verify + load)", mg("gguf")),
+            ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", gguf]),
+        ]),
+    ]
+    lines = []
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for l in f:
+            if l.startswith("model name"):
+                cpu = l.split(":", 1)[1].strip()
+                break
+    sha_ni = "sha_ni" in open("/proc/cpuinfo").read()
+    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    lines.append("# Benchmark results\n")
+    lines.append("Written by `make bench` (bench/bench.py) on %s." % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    lines.append("Machine: %s, %d cores, SHA-NI %s, %s, Linux %s, %s.\n" % (
+        cpu, os.cpu_count(), "yes" if sha_ni else "no", platform.machine(), platform.release(), ossl))
+    lines.append("Files are in the page cache (read once before timing); each command ran %d times "
+                 "after one warm-up; time is the median wall time; ratio is that time divided by "
+                 "`openssl dgst -sha256` on the same bytes in the same run; peak RSS is the largest "
+                 "of the runs.\n" % REPEAT)
+    for title, single, cmds in cases:
+        lines.append("## %s\n" % title)
+        lines.append("| command | median s | ratio to openssl | peak RSS MiB |")
+        lines.append("|---|---:|---:|---:|")
+        results = [(label, *measure(cmd)) for label, cmd in cmds]
+        base = [r for r in results if r[0].startswith("openssl")][0][1]
+        size = sum(os.path.getsize(p) for p in (four if single is None else [single]))
+        for label, t, rss in results:
+            lines.append("| %s | %.3f | %.2f | %.0f |" % (label, t, t / base, rss / 1048576))
+        lines.append("\nModel size %.0f MiB; modelgate's peak RSS over the model size: %.1f MiB.\n" % (
+            size / 1048576, (results[0][2] - size) / 1048576))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(OUT, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()

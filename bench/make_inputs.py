@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Write the benchmark inputs into bench/work/ (not committed): a 1 GiB safetensors file, a
+model of 4 x 256 MiB safetensors files, a 1 GiB stored npz (written by numpy) and a 1 GiB GGUF.
+Random bytes, so that nothing compresses or dedups. Skips files that already exist."""
+import json
+import os
+import struct
+import sys
+
+WORK = sys.argv[1]
+GiB = 1 << 30
+CHUNK = 64 << 20
+
+
+def random_stream(n):
+    left = n
+    while left:
+        k = min(left, CHUNK)
+        yield os.urandom(k)
+        left -= k
+
+
+def safetensors(path, nbytes):
+    if os.path.exists(path):
+        return
+    hdr = json.dumps({"w": {"dtype": "U8", "shape": [nbytes], "data_offsets": [0, nbytes]}}).encode()
+    hdr += b" " * (-len(hdr) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(hdr)) + hdr)
+        for b in random_stream(nbytes):
+            f.write(b)
+    os.rename(path + ".tmp", path)
+
+
+def npz(path, nbytes):
+    if os.path.exists(path):
+        return
+    import numpy as np
+    arr = np.frombuffer(os.urandom(nbytes), dtype=np.uint8)
+    np.savez(path[:-4] + ".tmp.npz", w=arr)
+    os.rename(path[:-4] + ".tmp.npz", path)
+
+
+def gguf(path, nbytes):
+    if os.path.exists(path):
+        return
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+    n = nbytes // 4
+    out = b"GGUF" + struct.pack("<IQQ", 3, 1, 1)
+    out += s("general.architecture") + struct.pack("<I", 8) + s("bench")
+    out += s("w") + struct.pack("<I", 1) + struct.pack("<Q", n) + struct.pack("<I", 0) + struct.pack("<Q", 0)
+    out += b"\0" * (-len(out) % 32)
+    with open(path + ".tmp", "wb") as f:
+        f.write(out)
+        for b in random_stream(n * 4):
+            f.write(b)
+    os.rename(path + ".tmp", path)
+
+
+os.makedirs(os.path.join(WORK, "four"), exist_ok=True)
+safetensors(os.path.join(WORK, "one.safetensors"), GiB - 4096)
+for i in range(4):
+    safetensors(os.path.join(WORK, "four", "part-%d.safetensors" % i), (256 << 20) - 4096)
+npz(os.path.join(WORK, "one.npz"), GiB - 4096)
+gguf(os.path.join(WORK, "one.gguf"), GiB - 4096)
