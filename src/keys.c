@@ -31,26 +31,12 @@
 #include "digest.h"
 #include "manifest.h"
 #include "sig.h"
+#include "util/fsutil.h"
 #include "util/hex.h"
 
 #define PSS_SALT_LEN 32 /* the digest length, as RFC 8017 recommends */
 
 /* ---- small file helpers ------------------------------------------------------------------ */
-
-static bool write_all(int fd, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
 
 /* Create `path` (never existing before) with `mode` and write `data`; fsync'd. */
 static mg_status create_file(const char *path, mode_t mode, const void *data, size_t len,
@@ -62,7 +48,7 @@ static mg_status create_file(const char *path, mode_t mode, const void *data, si
         mg_status st = e == EEXIST ? MG_E_USAGE : MG_E_IO;
         return mg_fail(err, st, "cannot create %.200s: %s", path, strerror(e));
     }
-    bool ok = fchmod(fd, mode) == 0 && write_all(fd, data, len) && fsync(fd) == 0;
+    bool ok = fchmod(fd, mode) == 0 && mg_write_all(fd, data, len) && fsync(fd) == 0;
     int saved = errno;
     ok = close(fd) == 0 && ok;
     if (!ok) {
@@ -477,7 +463,7 @@ static mg_status write_temp(int dfd, const char *final, const void *data, size_t
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return mg_fail(err, MG_E_IO, "cannot create a temporary file: %s", strerror(errno));
-    bool ok = write_all(fd, data, len) && fsync(fd) == 0;
+    bool ok = mg_write_all(fd, data, len) && fsync(fd) == 0;
     int saved = errno;
     ok = close(fd) == 0 && ok;
     if (!ok) {

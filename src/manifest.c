@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "util/checked.h"
+#include "util/fsutil.h"
 #include "util/hex.h"
 #include "util/json.h"
 
@@ -405,20 +406,6 @@ mg_status mg_manifest_stored_version(const struct mg_policy *pol, const char *na
     return MG_OK;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 mg_status mg_manifest_store_version(const struct mg_policy *pol, const mg_policy_model *entry,
                                     uint64_t version, mg_error *err)
 {
@@ -451,7 +438,7 @@ mg_status mg_manifest_store_version(const struct mg_policy *pol, const mg_policy
         return mg_fail(err, MG_E_IO, "state_dir: cannot create a temporary file: %s",
                        strerror(saved));
     }
-    bool ok = write_all(fd, text, (size_t)n) && fsync(fd) == 0;
+    bool ok = mg_write_all(fd, text, (size_t)n) && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     ok = ok && renameat(dfd, tmp, dfd, file) == 0;
     int saved = errno;

@@ -42,6 +42,7 @@
  *   are shown as JSON strings); ggml does not check this, no real file needs otherwise.
  */
 #include "format/gguf.h"
+#include "util/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -203,43 +204,6 @@ static mg_status read_string(gguf_parser *p, const char *what, const uint8_t **s
     return MG_OK;
 }
 
-static bool utf8_valid(const uint8_t *s, uint64_t n)
-{
-    uint64_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        uint32_t need, cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07u;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < need)
-            return false;
-        for (uint32_t k = 1; k <= need; k++) {
-            uint8_t cc = s[i + k];
-            if ((cc & 0xC0u) != 0x80u)
-                return false;
-            cp = (cp << 6) | (cc & 0x3Fu);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += need + 1;
-    }
-    return true;
-}
-
 #define SHOWN_MAX 208 /* 200 bytes of a name, "...", NUL */
 
 /* A name as shown in a message: at most 200 bytes cut on a UTF-8 boundary, control bytes
@@ -265,7 +229,7 @@ static const char *shown(const char *s, char out[SHOWN_MAX])
 /* The JSON form of a string value (see the top of the file). NULL only when out of memory. */
 static json_t *string_json(gguf_parser *p, const uint8_t *s, uint64_t len)
 {
-    bool valid = utf8_valid(s, len);
+    bool valid = mg_utf8_valid(s, (size_t)len);
     if (valid && len <= META_STRING_INLINE_MAX && p->json_string_bytes <= META_STRING_BUDGET) {
         p->json_string_bytes += len;
         return json_stringn((const char *)s, (size_t)len);
@@ -517,7 +481,7 @@ static mg_status read_kv(gguf_parser *p)
     if (key_len > GGUF_MAX_KEY_LEN)
         return mg_fail(p->err, MG_E_FORMAT,
                        "gguf: key of %" PRIu64 " bytes (GGUF keys have at most 65535)", key_len);
-    if (memchr(key, '\0', (size_t)key_len) != NULL || !utf8_valid(key, key_len))
+    if (memchr(key, '\0', (size_t)key_len) != NULL || !mg_utf8_valid(key, (size_t)key_len))
         return mg_fail(p->err, MG_E_FORMAT, "gguf: a key is not valid UTF-8 or holds a NUL byte");
     /* NUL-free UTF-8 from here on, so a C string to quote and a JSON key as is. */
     char *k = mg_strndup((const char *)key, (size_t)key_len);
@@ -558,7 +522,7 @@ static mg_status read_tensor_info(gguf_parser *p, mg_parse_result *out)
     nbuf[name_len] = '\0';
     if (memchr(name, '\0', (size_t)name_len) != NULL)
         return mg_fail(p->err, MG_E_FORMAT, "gguf: a tensor name contains a NUL byte");
-    if (!utf8_valid(name, name_len))
+    if (!mg_utf8_valid(name, (size_t)name_len))
         return mg_fail(p->err, MG_E_FORMAT, "gguf: a tensor name is not valid UTF-8");
 
     uint32_t n_dims;

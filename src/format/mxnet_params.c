@@ -12,6 +12,7 @@
 
 #include "format/format.h"
 #include "format/mxnet.h"
+#include "util/utf8.h"
 #include "util/checked.h"
 #include "util/reader.h"
 
@@ -178,41 +179,6 @@ static mg_status read_record(mg_reader *r, uint64_t index, record *rec, mg_error
     return MG_OK;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t extra;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1, cp = c & 0x1Fu, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            extra = 2, cp = c & 0x0Fu, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3, cp = c & 0x07u, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (n - i - 1 < extra)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            uint8_t cc = s[i + k];
-            if ((cc & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
     const name_ref *x = a, *y = b;
@@ -264,7 +230,7 @@ static mg_status read_names(mg_reader *r, uint64_t n_arrays, name_ref **out, mg_
         else if (memchr(p, '\0', (size_t)len) != NULL)
             st = mg_fail(err, MG_E_FORMAT, "mxnet-params: name %llu contains a NUL byte",
                          (unsigned long long)i);
-        else if (!valid_utf8(p, (size_t)len))
+        else if (!mg_utf8_valid(p, (size_t)len))
             st = mg_fail(err, MG_E_FORMAT, "mxnet-params: name %llu is not valid UTF-8",
                          (unsigned long long)i);
         else

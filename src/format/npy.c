@@ -36,6 +36,7 @@
  *    verified weight file has no reason to carry unparsed bytes after its array).
  */
 #include "format/npy.h"
+#include "util/utf8.h"
 
 #include <string.h>
 
@@ -415,40 +416,6 @@ static mg_status parse_shape(const lit_value *v, mg_npy_array *out, mg_error *er
     return MG_OK;
 }
 
-bool mg_npy_valid_utf8(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t extra;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            extra = 1, cp = c & 0x1fu, min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            extra = 2, cp = c & 0x0fu, min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            extra = 3, cp = c & 0x07u, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (extra > n - i - 1)
-            return false;
-        for (size_t k = 1; k <= extra; k++) {
-            uint8_t cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (cc & 0x3fu);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += extra + 1;
-    }
-    return true;
-}
-
 mg_status mg_npy_parse_array(const uint8_t *data, size_t len, mg_npy_array *out, mg_error *err)
 {
     mg_reader r;
@@ -489,7 +456,7 @@ mg_status mg_npy_parse_array(const uint8_t *data, size_t len, mg_npy_array *out,
     size_t hlen = (size_t)header_len;
     if (memchr(header, '\0', hlen) != NULL)
         return mg_fail(err, MG_E_FORMAT, "npy: header contains a NUL byte");
-    if (major == 3 && !mg_npy_valid_utf8(header, hlen))
+    if (major == 3 && !mg_utf8_valid(header, hlen))
         return mg_fail(err, MG_E_FORMAT, "npy: v3 header is not valid UTF-8");
     if (hlen == 0 || header[hlen - 1] != '\n')
         return mg_fail(err, MG_E_FORMAT, "npy: header does not end with a newline");

@@ -33,8 +33,5 @@ typedef struct mg_npy_array {
 MG_NODISCARD mg_status mg_npy_parse_array(const uint8_t *data, size_t len, mg_npy_array *out,
                                           mg_error *err);
 
-/* True when `s` (`n` bytes) is well-formed UTF-8: no overlong forms, surrogates or code
- * points above U+10FFFF. Used for v3 headers and npz member names. */
-bool mg_npy_valid_utf8(const uint8_t *s, size_t n);
 
 #endif

@@ -38,6 +38,7 @@
 
 #include "format/format.h"
 #include "format/npy.h"
+#include "util/utf8.h"
 #include "util/checked.h"
 #include "util/reader.h"
 
@@ -324,7 +325,7 @@ static mg_status check_name(const npz_entry *e, uint64_t index, mg_error *err)
                            "npz: member %llu: name contains a path separator ('/' or '\\')",
                            (unsigned long long)index);
     }
-    if (!mg_npy_valid_utf8(n, len))
+    if (!mg_utf8_valid(n, len))
         return mg_fail(err, MG_E_FORMAT, "npz: member %llu: name is not valid UTF-8",
                        (unsigned long long)index);
     if (len < 4 || memcmp(n + len - 4, ".npy", 4) != 0)

@@ -142,3 +142,18 @@ mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *len, mg_error
     *len = got;
     return MG_OK;
 }
+
+bool mg_write_all(int fd, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}

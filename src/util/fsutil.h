@@ -24,4 +24,7 @@ int mg_openat_nofollow(int dirfd, const char *relpath, int flags);
 MG_NODISCARD mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *len,
                                      mg_error *err);
 
+/* write() all `n` bytes, retrying on EINTR and short writes; false on any error. */
+bool mg_write_all(int fd, const void *data, size_t n);
+
 #endif
