@@ -41,6 +41,13 @@ int mg_cli_parse_common(int argc, char **argv, mg_cli_opts *o, int min_pos, int 
 /* Open the policy of `o`; returns 0 or the exit status (error printed). */
 int mg_cli_open_policy(const mg_cli_opts *o, mg_policy **pol);
 
+typedef enum mg_cli_action { MG_CLI_VERIFY, MG_CLI_LOAD, MG_CLI_FETCH } mg_cli_action;
+
+/* Open the policy of `o` and verify, load or fetch o->pos[0] with a progress line; on
+ * failure the error is reported, nothing is left open, and the exit status is returned. */
+int mg_cli_open_model(const mg_cli_opts *o, mg_cli_action action, mg_policy **pol,
+                      mg_model **m);
+
 /* Progress line on a terminal for long hashing (nothing when quiet or not a terminal). */
 void mg_cli_progress_begin(mg_load_options *opts, bool quiet);
 void mg_cli_progress_end(void);

@@ -51,19 +51,10 @@ int mg_cmd_fetch(int argc, char **argv)
     if (rc != 0)
         return rc;
     mg_policy *pol;
-    if ((rc = mg_cli_open_policy(&o, &pol)) != 0)
+    mg_model *m;
+    if ((rc = mg_cli_open_model(&o, MG_CLI_FETCH, &pol, &m)) != 0)
         return rc;
-    mg_load_options lo;
-    mg_cli_progress_begin(&lo, o.quiet);
-    mg_model *m = NULL;
     mg_error err;
-    mg_status s = mg_model_fetch(pol, o.pos[0], &lo, &m, &err);
-    mg_cli_progress_end();
-    if (s != MG_OK) {
-        rc = mg_cli_report(&err, o.json);
-        mg_policy_close(pol);
-        return rc;
-    }
     /* Every file of a fetched model has a cache path; one missing is our bug, not the user's. */
     for (size_t i = 0; i < mg_model_file_count(m); i++) {
         if (mg_model_cache_path(m, i) == NULL) {

@@ -127,20 +127,9 @@ static int run_model_command(int argc, char **argv, bool load)
     if (rc != 0)
         return rc;
     mg_policy *pol;
-    if ((rc = mg_cli_open_policy(&o, &pol)) != 0)
+    mg_model *m;
+    if ((rc = mg_cli_open_model(&o, load ? MG_CLI_LOAD : MG_CLI_VERIFY, &pol, &m)) != 0)
         return rc;
-    mg_load_options lo;
-    mg_cli_progress_begin(&lo, o.quiet);
-    mg_model *m = NULL;
-    mg_error err;
-    mg_status s = load ? mg_model_load(pol, o.pos[0], &lo, &m, &err)
-                       : mg_model_verify(pol, o.pos[0], &lo, &m, &err);
-    mg_cli_progress_end();
-    if (s != MG_OK) {
-        rc = mg_cli_report(&err, o.json);
-        mg_policy_close(pol);
-        return rc;
-    }
     if (o.json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "ok", json_true());
@@ -206,19 +195,10 @@ int mg_cmd_dump(int argc, char **argv)
     if (o.json)
         return mg_cli_usage("dump writes raw bytes; --json is not available");
     mg_policy *pol;
-    if ((rc = mg_cli_open_policy(&o, &pol)) != 0)
+    mg_model *m;
+    if ((rc = mg_cli_open_model(&o, MG_CLI_LOAD, &pol, &m)) != 0)
         return rc;
-    mg_load_options lo;
-    mg_cli_progress_begin(&lo, o.quiet);
-    mg_model *m = NULL;
     mg_error err;
-    mg_status s = mg_model_load(pol, o.pos[0], &lo, &m, &err);
-    mg_cli_progress_end();
-    if (s != MG_OK) {
-        rc = mg_cli_report(&err, false);
-        mg_policy_close(pol);
-        return rc;
-    }
     const mg_tensor *t = mg_model_find_tensor(m, o.pos[1]);
     if (t == NULL) {
         rc = mg_cli_usage("model '%s' has no tensor named '%.200s'", mg_model_name(m), o.pos[1]);

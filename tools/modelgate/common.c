@@ -151,3 +151,25 @@ int mg_cli_open_policy(const mg_cli_opts *o, mg_policy **pol)
         return mg_cli_report(&err, o->json);
     return 0;
 }
+
+int mg_cli_open_model(const mg_cli_opts *o, mg_cli_action action, mg_policy **pol, mg_model **m)
+{
+    *m = NULL;
+    int rc = mg_cli_open_policy(o, pol);
+    if (rc != 0)
+        return rc;
+    mg_load_options lo;
+    mg_cli_progress_begin(&lo, o->quiet);
+    mg_error err;
+    mg_status s = action == MG_CLI_LOAD    ? mg_model_load(*pol, o->pos[0], &lo, m, &err)
+                  : action == MG_CLI_FETCH ? mg_model_fetch(*pol, o->pos[0], &lo, m, &err)
+                                           : mg_model_verify(*pol, o->pos[0], &lo, m, &err);
+    mg_cli_progress_end();
+    if (s != MG_OK) {
+        rc = mg_cli_report(&err, o->json);
+        mg_policy_close(*pol);
+        *pol = NULL;
+        return rc;
+    }
+    return 0;
+}
