@@ -414,6 +414,32 @@ class MXNetCheckpoint(mgtest.TestCase):
         self.assertIn("parameters the graph does not use (2)", text)
 
 
+class MXNet2Checkpoint(mgtest.TestCase):
+    def test_npz_params_go_through_the_npz_parser(self):
+        """MXNet 2.x writes .params as npz: same checkpoint handling, tensors from the npz."""
+        import numpy as np
+        mx = os.path.join(mgtest.CORPUS, "mxnet", "sagemaker-linreg-v0.11")
+        d = self.ws.path("mx2")
+        os.makedirs(d)
+        shutil.copy(os.path.join(mx, "model-symbol.json"), d)
+        w = np.arange(2, dtype=np.float32).reshape(1, 2)
+        b = np.array([0.5], dtype=np.float32)
+        with open(os.path.join(d, "model-0003.params"), "wb") as f:
+            np.savez(f, **{"arg:fc1_weight": w, "arg:fc1_bias": b})
+        self.ws.pin_dir("mx2", d)
+        self.ws.write_policy()
+        r, doc = self.ws.inspect_json("mx2")
+        self.assertExit(r, OK)
+        fmt = {f["path"]: f["format"] for f in doc["files"]}
+        self.assertEqual(fmt["model-0003.params"], "npz")
+        self.assertEqual(sorted((t["name"], t["dtype"], t["shape"]) for t in doc["tensors"]),
+                         [("arg:fc1_bias", "F32", [1]), ("arg:fc1_weight", "F32", [1, 2])])
+        sym = [f for f in doc["files"] if f["format"] == "mxnet-symbol"][0]
+        self.assertEqual(sym["metadata"]["checkpoint"]["unused_parameters"], [])
+        self.assertNotIn("fc1_weight", sym["metadata"]["checkpoint"]["unbound_variables"])
+        self.assertEqual(self.ws.run("dump", "mx2", "arg:fc1_weight").stdout, w.tobytes())
+
+
 class HashAndPin(mgtest.TestCase):
     def test_hash(self):
         files = [os.path.join(ST, n) for n in ("e.safetensors", "d.safetensors")]
