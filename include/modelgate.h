@@ -34,6 +34,24 @@ extern "C" {
 #define MG_NODISCARD
 #endif
 
+/*
+ * MG_API marks every function of the public API. The library is built with
+ * -fvisibility=hidden and a linker version script (node MODELGATE_0): exactly the functions
+ * declared here with MG_API are exported, nothing else.
+ *
+ * ABI and soname policy. The shared library is libmodelgate.so.0 (soname major 0). Within
+ * soname 0 the ABI only grows: functions are added (to the version node MODELGATE_0 while
+ * the project is 0.x), never removed or changed; the layouts of mg_error, mg_tensor and
+ * mg_file_info are frozen; new load options are appended to mg_load_options, whose `size`
+ * field tells the library which fields the caller knows. A change that breaks any of this
+ * bumps the soname.
+ */
+#if defined(__GNUC__)
+#define MG_API __attribute__((visibility("default")))
+#else
+#define MG_API
+#endif
+
 /* Status codes. The numeric values are the command-line tool's exit codes (SPEC §5). */
 typedef enum mg_status {
     MG_OK = 0,
@@ -68,7 +86,7 @@ typedef struct mg_error {
 
 /* The audit/error kind of a status: "integrity", "usage", "policy", "untrusted", "signature",
  * "format", "io", "limit", or "ok". Never NULL. */
-const char *mg_status_kind(mg_status status);
+MG_API const char *mg_status_kind(mg_status status);
 
 /* Element types. Sizes are in mg_dtype_size(). MG_DTYPE_GGML_BLOCK marks a quantized GGUF
  * tensor: its data is a sequence of blocks of the ggml type named by mg_tensor.dtype_name. */
@@ -94,9 +112,9 @@ typedef enum mg_dtype {
 } mg_dtype;
 
 /* Bytes per element (0 for MG_DTYPE_GGML_BLOCK and MG_DTYPE_INVALID). */
-size_t mg_dtype_size(mg_dtype dtype);
+MG_API size_t mg_dtype_size(mg_dtype dtype);
 /* "F32", "BF16", ... ("?" for an invalid value). */
-const char *mg_dtype_name(mg_dtype dtype);
+MG_API const char *mg_dtype_name(mg_dtype dtype);
 
 /* Tensor flags. */
 #define MG_TENSOR_BIG_ENDIAN 0x1u  /* data is stored big-endian (npy '>'); see mg_tensor_copy */
@@ -128,7 +146,7 @@ typedef struct mg_tensor {
  * order and Fortran order when the tensor is stored that way. `dst_len` must be at least
  * `t->nbytes`. Block (quantized) tensors are copied as stored.
  */
-MG_NODISCARD mg_status mg_tensor_copy(const mg_tensor *t, void *dst, size_t dst_len, mg_error *err);
+MG_API MG_NODISCARD mg_status mg_tensor_copy(const mg_tensor *t, void *dst, size_t dst_len, mg_error *err);
 
 /* ---- policy ------------------------------------------------------------------------ */
 
@@ -143,7 +161,7 @@ typedef struct mg_policy mg_policy;
  * user and not writable by group or others, and are opened without following symlinks.
  * Returns MG_E_POLICY for any problem (the first one is in err->message).
  */
-MG_NODISCARD mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out,
+MG_API MG_NODISCARD mg_status mg_policy_open(const char *path, const char *policy_key, mg_policy **out,
                                       mg_error *err);
 
 /*
@@ -151,20 +169,30 @@ MG_NODISCARD mg_status mg_policy_open(const char *path, const char *policy_key, 
  * message that starts with the JSON path of the problem, such as "$.models[2].source").
  * Returns MG_OK when there is none, else the status of the first (MG_E_POLICY).
  */
-MG_NODISCARD mg_status mg_policy_check(const char *path, const char *policy_key,
+MG_API MG_NODISCARD mg_status mg_policy_check(const char *path, const char *policy_key,
                                        void (*report)(const char *problem, void *ctx), void *ctx,
                                        mg_error *err);
 
 /* The path the policy was read from (absolute). */
-const char *mg_policy_path(const mg_policy *policy);
+MG_API const char *mg_policy_path(const mg_policy *policy);
 
-void mg_policy_close(mg_policy *policy);
+MG_API void mg_policy_close(mg_policy *policy);
 
 /* ---- models ------------------------------------------------------------------------ */
 
 typedef struct mg_model mg_model;
 
+/*
+ * Options of a load, verify or fetch; pass NULL for the defaults. Zero-initialise it and set
+ * what you need: every field's zero value is its default. `size` is sizeof(mg_load_options)
+ * as the caller was compiled (0 is taken as the size of this first layout). Later versions
+ * only append fields; the library reads no field past `size`, so a program built against an
+ * older header keeps working, and one built against a newer header gets MG_E_USAGE from an
+ * older library only if it set a field that library does not know (non-zero bytes past its
+ * own layout).
+ */
 typedef struct mg_load_options {
+    size_t size;      /* sizeof(mg_load_options), or 0 */
     unsigned threads; /* hashing workers; 0 = one per online core */
     /* Called from the loading thread about every 200 ms while files are hashed or fetched;
      * may be NULL. */
@@ -182,7 +210,7 @@ typedef struct mg_load_options {
  * configured log that cannot be written fails the call (MG_E_IO).
  * `opts` may be NULL.
  */
-MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char *source,
+MG_API MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char *source,
                                      const mg_load_options *opts, mg_model **out, mg_error *err);
 
 /*
@@ -190,7 +218,7 @@ MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char *source
  * including the digests. The returned model has files (with their detected format) and no
  * tensors. Audited as event "verify".
  */
-MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *source,
+MG_API MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *source,
                                        const mg_load_options *opts, mg_model **out, mg_error *err);
 
 /*
@@ -200,14 +228,14 @@ MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *sour
  * then linked: a failure leaves nothing behind). Audited as event "fetch". The cache is a
  * speed-up, never a trust anchor: later loads re-hash what they read from it.
  */
-MG_NODISCARD mg_status mg_model_fetch(const mg_policy *policy, const char *source,
+MG_API MG_NODISCARD mg_status mg_model_fetch(const mg_policy *policy, const char *source,
                                       const mg_load_options *opts, mg_model **out, mg_error *err);
 
 /* After mg_model_fetch: the absolute cache path of file `index`, or NULL. */
-const char *mg_model_cache_path(const mg_model *model, size_t index);
+MG_API const char *mg_model_cache_path(const mg_model *model, size_t index);
 
-const char *mg_model_name(const mg_model *model);
-const char *mg_model_source(const mg_model *model);
+MG_API const char *mg_model_name(const mg_model *model);
+MG_API const char *mg_model_source(const mg_model *model);
 
 /* A verified file of a model. All pointers live until mg_model_close(). */
 typedef struct mg_file_info {
@@ -222,25 +250,25 @@ typedef struct mg_file_info {
                                   graph summary), or NULL */
 } mg_file_info;
 
-size_t mg_model_file_count(const mg_model *model);
+MG_API size_t mg_model_file_count(const mg_model *model);
 /* Fills `out` for file `index` (< mg_model_file_count); returns MG_E_USAGE when out of range. */
-MG_NODISCARD mg_status mg_model_file(const mg_model *model, size_t index, mg_file_info *out);
+MG_API MG_NODISCARD mg_status mg_model_file(const mg_model *model, size_t index, mg_file_info *out);
 
-size_t mg_model_tensor_count(const mg_model *model);
+MG_API size_t mg_model_tensor_count(const mg_model *model);
 /* NULL when out of range. */
-const mg_tensor *mg_model_tensor(const mg_model *model, size_t index);
+MG_API const mg_tensor *mg_model_tensor(const mg_model *model, size_t index);
 /* The first tensor named `name` (in file order), or NULL. */
-const mg_tensor *mg_model_find_tensor(const mg_model *model, const char *name);
+MG_API const mg_tensor *mg_model_find_tensor(const mg_model *model, const char *name);
 
 /*
  * The verified bytes of a file of the model by its path inside the model (any file, though
  * it is meant for non-weight assets such as config.json or tokenizer.json, which the
  * application must read from here and not from disk). MG_E_USAGE if there is no such file.
  */
-MG_NODISCARD mg_status mg_model_asset(const mg_model *model, const char *path, const void **data,
+MG_API MG_NODISCARD mg_status mg_model_asset(const mg_model *model, const char *path, const void **data,
                                       size_t *len, mg_error *err);
 
-void mg_model_close(mg_model *model);
+MG_API void mg_model_close(mg_model *model);
 
 /* ---- utilities --------------------------------------------------------------------- */
 
@@ -248,11 +276,11 @@ typedef enum mg_digest_alg { MG_SHA256 = 0, MG_SHA512 = 1 } mg_digest_alg;
 
 /* Hash a file (opened without following symlinks), streaming. `hex` receives lower-case hex
  * and must hold 129 bytes. */
-MG_NODISCARD mg_status mg_hash_file(const char *path, mg_digest_alg alg, char hex[129],
+MG_API MG_NODISCARD mg_status mg_hash_file(const char *path, mg_digest_alg alg, char hex[129],
                                     mg_error *err);
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
-const char *mg_version(void);
+MG_API const char *mg_version(void);
 
 #ifdef __cplusplus
 }

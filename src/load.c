@@ -5,6 +5,7 @@
  *   -> (load) detect + parse + build tensors -> seal read-only -> audit -> hand out.
  * Nothing is parsed before every file matched, and nothing is handed out on failure.
  */
+#include <stddef.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -866,20 +867,58 @@ done:
     return MG_OK;
 }
 
+/* The caller's options as this library's layout: the fields it knows (by `size`), the rest
+ * zero. A caller built against a newer header that set a field unknown here is refused. */
+static mg_status take_options(const mg_load_options *in, mg_load_options *o, mg_error *err)
+{
+    memset(o, 0, sizeof *o);
+    if (in == NULL)
+        return MG_OK;
+    size_t n = in->size == 0 ? sizeof *o : in->size;
+    if (n < offsetof(mg_load_options, threads))
+        return mg_fail(err, MG_E_USAGE, "mg_load_options.size %zu is too small", n);
+    memcpy(o, in, n < sizeof *o ? n : sizeof *o);
+    for (size_t i = sizeof *o; i < n; i++) {
+        if (((const unsigned char *)in)[i] != 0)
+            return mg_fail(err, MG_E_USAGE, "mg_load_options sets a field this library "
+                           "(%s) does not know", mg_version());
+    }
+    o->size = sizeof *o;
+    return MG_OK;
+}
+
+static mg_status run_with(const mg_policy *policy, const char *source,
+                          const mg_load_options *opts, load_mode mode, mg_model **out,
+                          mg_error *err)
+{
+    mg_load_options o;
+    if (out == NULL || err == NULL || policy == NULL || source == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return err == NULL ? MG_E_USAGE : mg_fail(err, MG_E_USAGE, "a required argument is NULL");
+    }
+    *out = NULL;
+    mg_error_clear(err);
+    mg_status s = take_options(opts, &o, err);
+    if (s != MG_OK)
+        return s;
+    return run(policy, source, &o, mode, out, err);
+}
+
 mg_status mg_model_load(const mg_policy *policy, const char *source, const mg_load_options *opts,
                         mg_model **out, mg_error *err)
 {
-    return run(policy, source, opts, MODE_LOAD, out, err);
+    return run_with(policy, source, opts, MODE_LOAD, out, err);
 }
 
 mg_status mg_model_verify(const mg_policy *policy, const char *source,
                           const mg_load_options *opts, mg_model **out, mg_error *err)
 {
-    return run(policy, source, opts, MODE_VERIFY, out, err);
+    return run_with(policy, source, opts, MODE_VERIFY, out, err);
 }
 
 mg_status mg_model_fetch(const mg_policy *policy, const char *source, const mg_load_options *opts,
                          mg_model **out, mg_error *err)
 {
-    return run(policy, source, opts, MODE_FETCH, out, err);
+    return run_with(policy, source, opts, MODE_FETCH, out, err);
 }
