@@ -21,8 +21,13 @@ import unittest
 
 BIN = os.environ.get("MODELGATE_BIN", "")
 SOURCE_DIR = os.environ.get("MG_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SHARED_DIR = os.environ.get("MG_SHARED_DIR", os.path.join(SOURCE_DIR, "..", "shared"))
-CORPUS = os.path.join(SHARED_DIR, "corpus", "real")
+
+CORPUS = os.path.join(SOURCE_DIR, "tests", "data", "real")
+# Fail at once, with the reason, when the tool or the test data is not where it should be.
+if not BIN or not os.access(BIN, os.X_OK):
+    sys.exit("mgtest: MODELGATE_BIN=%r is not an executable (run through ctest or set it)" % BIN)
+if not os.path.isdir(CORPUS):
+    sys.exit("mgtest: the test data folder %s is missing" % CORPUS)
 SANITIZED = os.environ.get("MG_SANITIZE", "OFF") in ("ON", "1", "TRUE", "true")
 # MG_VALGRIND=1: every run of the tool goes through valgrind memcheck, and any error it
 # reports (invalid access, uninitialised use, a definite leak) fails the run.

@@ -225,7 +225,7 @@ static void safetensors_real_tables(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *data = tu_read_file(tu_shared("corpus/real/safetensors/overall.safetensors"), &len);
+    uint8_t *data = tu_read_file(tu_source("tests/data/real/safetensors/overall.safetensors"), &len);
     assert_true(mg_format_safetensors.probe(data, len));
     assert_ptr_equal(mg_format_detect(data, len, "x"), &mg_format_safetensors);
     mg_parse_result res = {0};
@@ -252,7 +252,7 @@ static void safetensors_real_tables(void **state)
     mg_parse_result_free(&res);
     free(data);
 
-    data = tu_read_file(tu_shared("corpus/real/safetensors/mlx-lora-adapters.safetensors"), &len);
+    data = tu_read_file(tu_source("tests/data/real/safetensors/mlx-lora-adapters.safetensors"), &len);
     assert_int_equal(mg_format_safetensors.parse(data, len, &res, &err), MG_OK);
     assert_int_equal(res.count, 16);
     for (size_t i = 1; i < res.count; i++)

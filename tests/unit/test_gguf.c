@@ -85,7 +85,7 @@ static void test_real_llama_tiny(void **state)
         {"output.weight", 1, 2, {32000, 8}, 514144, 512000},
     };
     parsed p;
-    parse_file(tu_shared("corpus/real/gguf/llama-2-tiny-random.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/llama-2-tiny-random.gguf"), &p);
     assert_int_equal(p.status, MG_OK);
     assert_int_equal(p.res.count, 12);
     for (size_t i = 0; i < 12; i++) {
@@ -129,7 +129,7 @@ static void test_real_vocab_files(void **state)
 {
     (void)state;
     parsed p;
-    parse_file(tu_shared("corpus/real/gguf/ggml-vocab-bert-bge.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/ggml-vocab-bert-bge.gguf"), &p);
     assert_int_equal(p.status, MG_OK);
     assert_int_equal(p.res.count, 0);
     assert_int_equal(json_object_size(p.res.metadata), 20);
@@ -141,7 +141,7 @@ static void test_real_vocab_files(void **state)
                      30522);
     done(&p);
 
-    parse_file(tu_shared("corpus/real/gguf/ggml-vocab-falcon.gguf-v2.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/ggml-vocab-falcon.gguf-v2.gguf"), &p);
     assert_int_equal(p.status, MG_OK);
     assert_int_equal(p.res.count, 0);
     assert_int_equal(json_object_size(p.res.metadata), 17);
@@ -156,17 +156,17 @@ static void test_real_rejected(void **state)
 {
     (void)state;
     parsed p;
-    parse_file(tu_shared("corpus/real/gguf/ggml-vocab-llama.gguf-v1.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/ggml-vocab-llama.gguf-v1.gguf"), &p);
     assert_int_equal(p.status, MG_E_FORMAT);
     assert_non_null(strstr(p.err.message, "GGUF v1 is not supported"));
     done(&p);
 
-    parse_file(tu_shared("corpus/real/gguf/bad-truncated-6-bytes.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/bad-truncated-6-bytes.gguf"), &p);
     assert_int_equal(p.status, MG_E_FORMAT);
     assert_non_null(strstr(p.err.message, "truncated"));
     done(&p);
 
-    parse_file(tu_shared("corpus/real/gguf/bad-utf8-mangled-ggml-vocab-bert-bge.gguf"), &p);
+    parse_file(tu_source("tests/data/real/gguf/bad-utf8-mangled-ggml-vocab-bert-bge.gguf"), &p);
     assert_int_equal(p.status, MG_E_FORMAT);
     assert_non_null(strstr(p.err.message, "past the end of the file"));
     done(&p);

@@ -52,7 +52,7 @@ static void check_tensors(const mg_parse_result *res, size_t file_len, const wan
 static void real_params(const char *rel, const char *version, const want_tensor *want, size_t n)
 {
     size_t len;
-    uint8_t *data = tu_read_file(tu_shared(rel), &len);
+    uint8_t *data = tu_read_file(tu_source(rel), &len);
     assert_ptr_equal(mg_format_detect(data, len, rel), &mg_format_mxnet_params);
     mg_parse_result res;
     mg_error err;
@@ -127,7 +127,7 @@ static void assert_json(const json_t *got, const char *want_json)
     json_decref(want);
 }
 
-/* ---- real corpus (corpus/real/README.md: every MXNet file is "accept") ------------- */
+/* ---- real corpus (tests/data/real/README.md: every MXNet file is "accept") ------------- */
 
 static void test_real_params(void **state)
 {
@@ -136,17 +136,17 @@ static void test_real_params(void **state)
         {"0", "F32", 1, {128}, 44},   {"1", "F32", 1, {128}, 576},  {"2", "F32", 1, {128}, 1108},
         {"3", "F32", 1, {128}, 1640}, {"4", "F32", 1, {128}, 2172}, {"5", "F32", 1, {128}, 2704},
     };
-    real_params("corpus/real/mxnet/legacy-ndarray-v0/legacy_ndarray.v0", "legacy", legacy, 6);
+    real_params("tests/data/real/mxnet/legacy-ndarray-v0/legacy_ndarray.v0", "legacy", legacy, 6);
     const want_tensor go[] = {
         {"arg:pred_bias", "F32", 1, {10}, 44},
         {"arg:pred_weight", "F32", 2, {10, 1}, 108},
     };
-    real_params("corpus/real/mxnet/go-test-v0.9/go_test-0001.params", "legacy", go, 2);
+    real_params("tests/data/real/mxnet/go-test-v0.9/go_test-0001.params", "legacy", go, 2);
     const want_tensor linreg[] = {
         {"arg:fc1_weight", "F32", 2, {1, 2}, 60},
         {"arg:fc1_bias", "F32", 1, {1}, 96},
     };
-    real_params("corpus/real/mxnet/sagemaker-linreg-v0.11/model-0000.params", "v1", linreg, 2);
+    real_params("tests/data/real/mxnet/sagemaker-linreg-v0.11/model-0000.params", "v1", linreg, 2);
     const want_tensor mnist[] = {
         {"arg:fullyconnected0_weight", "F32", 2, {128, 784}, 64},
         {"arg:fullyconnected0_bias", "F32", 1, {128}, 401504},
@@ -155,14 +155,14 @@ static void test_real_params(void **state)
         {"arg:fullyconnected2_weight", "F32", 2, {10, 64}, 435152},
         {"arg:fullyconnected2_bias", "F32", 1, {10}, 437744},
     };
-    real_params("corpus/real/mxnet/sagemaker-mnist-v1.4/model-0000.params", "v2", mnist, 6);
+    real_params("tests/data/real/mxnet/sagemaker-mnist-v1.4/model-0000.params", "v2", mnist, 6);
 }
 
 static void test_real_symbols(void **state)
 {
     (void)state;
     json_t *s;
-    s = symbol_summary(tu_shared("corpus/real/mxnet/legacy-ndarray-v0/save_000800-symbol.json"),
+    s = symbol_summary(tu_source("tests/data/real/mxnet/legacy-ndarray-v0/save_000800-symbol.json"),
                        "{\"nodes\":17,\"ops\":[\"Activation\",\"BatchNorm\",\"FullyConnected\","
                        "\"SoftmaxOutput\"],\"variables\":[\"data\",\"fc1_weight\",\"fc1_bias\","
                        "\"fc2_weight\",\"fc2_bias\",\"fc3_weight\",\"fc3_bias\","
@@ -170,45 +170,45 @@ static void test_real_symbols(void **state)
                        "\"heads\":[{\"name\":\"softmax\",\"output\":0}],\"mxnet_version\":800}");
     json_decref(s);
 
-    s = symbol_summary(tu_shared("corpus/real/mxnet/go-test-v0.9/go_test-symbol.json"),
+    s = symbol_summary(tu_source("tests/data/real/mxnet/go-test-v0.9/go_test-symbol.json"),
                        "{\"nodes\":8,\"ops\":[\"FullyConnected\",\"Reshape\",\"SoftmaxOutput\"],"
                        "\"variables\":[\"data\",\"pred_weight\",\"pred_bias\",\"softmax_label\"],"
                        "\"heads\":[{\"name\":\"softmax\",\"output\":0}],\"mxnet_version\":904}");
-    json_t *r = param_report(s, tu_shared("corpus/real/mxnet/go-test-v0.9/go_test-0001.params"));
+    json_t *r = param_report(s, tu_source("tests/data/real/mxnet/go-test-v0.9/go_test-0001.params"));
     assert_json(r, "{\"unbound_variables\":[\"data\",\"softmax_label\"],"
                    "\"unused_parameters\":[]}");
     json_decref(r);
     json_decref(s);
 
-    s = symbol_summary(tu_shared("corpus/real/mxnet/sagemaker-linreg-v0.11/model-symbol.json"),
+    s = symbol_summary(tu_source("tests/data/real/mxnet/sagemaker-linreg-v0.11/model-symbol.json"),
                        "{\"nodes\":6,\"ops\":[\"FullyConnected\",\"LinearRegressionOutput\"],"
                        "\"variables\":[\"data\",\"fc1_weight\",\"fc1_bias\",\"lin_reg_label\"],"
                        "\"heads\":[{\"name\":\"lro\",\"output\":0}],\"mxnet_version\":1100}");
-    r = param_report(s, tu_shared("corpus/real/mxnet/sagemaker-linreg-v0.11/model-0000.params"));
+    r = param_report(s, tu_source("tests/data/real/mxnet/sagemaker-linreg-v0.11/model-0000.params"));
     assert_json(r, "{\"unbound_variables\":[\"data\",\"lin_reg_label\"],"
                    "\"unused_parameters\":[]}");
     json_decref(r);
     json_decref(s);
 
-    s = symbol_summary(tu_shared("corpus/real/mxnet/sagemaker-mnist-v1.4/model-symbol.json"),
+    s = symbol_summary(tu_source("tests/data/real/mxnet/sagemaker-mnist-v1.4/model-symbol.json"),
                        "{\"nodes\":15,\"ops\":[\"Activation\",\"Flatten\",\"FullyConnected\","
                        "\"SoftmaxOutput\"],\"variables\":[\"data\",\"fullyconnected0_weight\","
                        "\"fullyconnected0_bias\",\"fullyconnected1_weight\","
                        "\"fullyconnected1_bias\",\"fullyconnected2_weight\","
                        "\"fullyconnected2_bias\",\"softmax_label\"],"
                        "\"heads\":[{\"name\":\"softmax\",\"output\":0}],\"mxnet_version\":10400}");
-    r = param_report(s, tu_shared("corpus/real/mxnet/sagemaker-mnist-v1.4/model-0000.params"));
+    r = param_report(s, tu_source("tests/data/real/mxnet/sagemaker-mnist-v1.4/model-0000.params"));
     assert_json(r, "{\"unbound_variables\":[\"data\",\"softmax_label\"],"
                    "\"unused_parameters\":[]}");
     json_decref(r);
     json_decref(s);
 
     /* model-shapes.json is a plain asset: neither probe claims it. */
-    const char *shapes[] = {"corpus/real/mxnet/sagemaker-linreg-v0.11/model-shapes.json",
-                            "corpus/real/mxnet/sagemaker-mnist-v1.4/model-shapes.json"};
+    const char *shapes[] = {"tests/data/real/mxnet/sagemaker-linreg-v0.11/model-shapes.json",
+                            "tests/data/real/mxnet/sagemaker-mnist-v1.4/model-shapes.json"};
     for (size_t i = 0; i < 2; i++) {
         size_t len;
-        uint8_t *data = tu_read_file(tu_shared(shapes[i]), &len);
+        uint8_t *data = tu_read_file(tu_source(shapes[i]), &len);
         assert_null(mg_format_detect(data, len, "model-shapes.json"));
         free(data);
     }
@@ -541,7 +541,7 @@ static void test_truncations(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *data = tu_read_file(tu_shared("corpus/real/mxnet/sagemaker-linreg-v0.11/"
+    uint8_t *data = tu_read_file(tu_source("tests/data/real/mxnet/sagemaker-linreg-v0.11/"
                                            "model-0000.params"), &len);
     for (size_t n = 0; n < len; n++) {
         uint8_t *copy = malloc(n ? n : 1);
@@ -553,7 +553,7 @@ static void test_truncations(void **state)
         free(copy);
     }
     free(data);
-    data = tu_read_file(tu_shared("corpus/real/mxnet/go-test-v0.9/go_test-symbol.json"), &len);
+    data = tu_read_file(tu_source("tests/data/real/mxnet/go-test-v0.9/go_test-symbol.json"), &len);
     for (size_t n = 0; n < len - 1; n++) {
         uint8_t *copy = malloc(n ? n : 1);
         memcpy(copy, data, n);

@@ -81,14 +81,14 @@ static void test_real_accepted(void **state)
         const char *file;
         expect_tensor e;
     } cases[] = {
-        {"corpus/real/npy/test.npy", {MG_DTYPE_I64, 1, {10}, 80, 128, 0}},
-        {"corpus/real/npy/python3.npy", {MG_DTYPE_F64, 1, {2}, 16, 80, 0}},
+        {"tests/data/real/npy/test.npy", {MG_DTYPE_I64, 1, {10}, 80, 128, 0}},
+        {"tests/data/real/npy/python3.npy", {MG_DTYPE_F64, 1, {2}, 16, 80, 0}},
         /* 'shape': (2L,): the Python-2 long suffix, accepted in v1 (numpy's _filter_header). */
-        {"corpus/real/npy/win64python2.npy", {MG_DTYPE_F64, 1, {2}, 16, 80, 0}},
+        {"tests/data/real/npy/win64python2.npy", {MG_DTYPE_F64, 1, {2}, 16, 80, 0}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len;
-        uint8_t *data = tu_read_file(tu_shared(cases[i].file), &len);
+        uint8_t *data = tu_read_file(tu_source(cases[i].file), &len);
         mg_parse_result res;
         mg_error err;
         assert_true(mg_format_npy.probe(data, len));
@@ -105,10 +105,10 @@ static void test_real_accepted(void **state)
 static void test_real_object_arrays_refused(void **state)
 {
     (void)state;
-    const char *files[] = {"corpus/real/npy/py3-objarr.npy", "corpus/real/npy/py2-objarr.npy"};
+    const char *files[] = {"tests/data/real/npy/py3-objarr.npy", "tests/data/real/npy/py2-objarr.npy"};
     for (size_t i = 0; i < 2; i++) {
         size_t len;
-        uint8_t *data = tu_read_file(tu_shared(files[i]), &len);
+        uint8_t *data = tu_read_file(tu_source(files[i]), &len);
         mg_parse_result res;
         mg_error err;
         assert_int_equal(parse_npy(data, len, &res, &err), MG_E_FORMAT);
@@ -326,7 +326,7 @@ static void test_every_truncation_refused(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *full = tu_read_file(tu_shared("corpus/real/npy/test.npy"), &len);
+    uint8_t *full = tu_read_file(tu_source("tests/data/real/npy/test.npy"), &len);
     for (size_t n = 0; n < len; n++) {
         uint8_t *copy = malloc(n ? n : 1);
         assert_non_null(copy);

@@ -107,7 +107,7 @@ static const expect_tensor mlx_cvae_npz[] = {
 static void check_table(const char *rel, const expect_tensor *want, size_t n)
 {
     size_t len;
-    uint8_t *data = tu_read_file(tu_shared(rel), &len);
+    uint8_t *data = tu_read_file(tu_source(rel), &len);
     mg_parse_result res;
     mg_error err;
     assert_true(mg_format_npz.probe(data, len));
@@ -138,20 +138,20 @@ static void check_table(const char *rel, const expect_tensor *want, size_t n)
 static void test_real_test_npz(void **state)
 {
     (void)state;
-    check_table("corpus/real/npz/test.npz", test_npz, sizeof test_npz / sizeof test_npz[0]);
+    check_table("tests/data/real/npz/test.npz", test_npz, sizeof test_npz / sizeof test_npz[0]);
 }
 
 static void test_real_mel_filters(void **state)
 {
     (void)state;
-    check_table("corpus/real/npz/mel_filters.npz", mel_filters_npz,
+    check_table("tests/data/real/npz/mel_filters.npz", mel_filters_npz,
                 sizeof mel_filters_npz / sizeof mel_filters_npz[0]);
 }
 
 static void test_real_mlx_savez(void **state)
 {
     (void)state;
-    check_table("corpus/real/npz/mlx-cvae-savez.npz", mlx_cvae_npz,
+    check_table("tests/data/real/npz/mlx-cvae-savez.npz", mlx_cvae_npz,
                 sizeof mlx_cvae_npz / sizeof mlx_cvae_npz[0]);
 }
 
@@ -164,14 +164,14 @@ static void test_real_refused(void **state)
     } cases[] = {
         /* '<U3' member: the whole file is refused (a silently dropped member would load a
          * model that differs from the pinned one). */
-        {"corpus/real/npz/py3-arr-savez.npz", "npz member 'foo.npy': npy: unsupported dtype '<U3'"},
-        {"corpus/real/npz/py3-arr-savez-compressed.npz",
+        {"tests/data/real/npz/py3-arr-savez.npz", "npz member 'foo.npy': npy: unsupported dtype '<U3'"},
+        {"tests/data/real/npz/py3-arr-savez-compressed.npz",
          "npz member 'foo.npy': npy: unsupported dtype '<U3'"},
-        {"corpus/real/npz/py3-objarr.npz", "pickle, which is never loaded"},
+        {"tests/data/real/npz/py3-objarr.npz", "pickle, which is never loaded"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len;
-        uint8_t *data = tu_read_file(tu_shared(cases[i].file), &len);
+        uint8_t *data = tu_read_file(tu_source(cases[i].file), &len);
         mg_parse_result res;
         mg_error err;
         assert_int_equal(parse_npz(data, len, &res, &err), MG_E_FORMAT);
@@ -468,7 +468,7 @@ static void test_every_truncation_refused(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *full = tu_read_file(tu_shared("corpus/real/npz/test.npz"), &len);
+    uint8_t *full = tu_read_file(tu_source("tests/data/real/npz/test.npz"), &len);
     for (size_t n = 0; n < len; n++) {
         uint8_t *copy = malloc(n ? n : 1);
         assert_non_null(copy);
@@ -488,7 +488,7 @@ static void test_single_byte_flips(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *data = tu_read_file(tu_shared("corpus/real/npz/py3-arr-savez-compressed.npz"), &len);
+    uint8_t *data = tu_read_file(tu_source("tests/data/real/npz/py3-arr-savez-compressed.npz"), &len);
     int accepted = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t saved = data[i];

@@ -37,11 +37,6 @@ static const char *joined(const char *env, const char *fallback, const char *rel
     return out;
 }
 
-const char *tu_shared(const char *rel)
-{
-    return joined("MG_SHARED_DIR", "../shared", rel);
-}
-
 const char *tu_source(const char *rel)
 {
     return joined("MG_SOURCE_DIR", ".", rel);

@@ -11,8 +11,6 @@
 
 /* Read a whole file into a malloc'd buffer (aborts the test on failure). */
 uint8_t *tu_read_file(const char *path, size_t *len);
-/* "$MG_SHARED_DIR/<rel>" (the shared/ folder beside the checkout), in a static buffer. */
-const char *tu_shared(const char *rel);
 /* "$MG_SOURCE_DIR/<rel>", in a static buffer. */
 const char *tu_source(const char *rel);
 /* Make a fresh private temporary directory (mode 0700); returns a malloc'd path. */
