@@ -12,6 +12,7 @@ packages=(
   minisign
   clang libclang-rt-14-dev
   valgrind cppcheck clang-tidy
+  mandoc groff-base
 )
 missing=()
 for p in "${packages[@]}"; do
