@@ -17,6 +17,7 @@ packages=(
   libzstd-dev libbrotli-dev libbz2-dev
   clang libclang-rt-14-dev
   valgrind cppcheck clang-tidy
+  mandoc groff-base
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -25,6 +25,16 @@ lib=$(find "$P" -name 'libmodelgate.so.0' | head -1)
 [ -n "$lib" ] || fail "libmodelgate.so.0 not installed"
 libdir=$(dirname "$lib")
 
+# 0. What a package ships besides the library: every manual page of man/, the licence, the
+#    CMake package and modelgate.pc (the latter two are used below).
+for page in "$top"/man/*.[0-9]; do
+  [ -e "$page" ] || continue
+  n=$(basename "$page"); sec=${n##*.}
+  [ -f "$P/share/man/man$sec/$n" ] || fail "manual page $n not installed in share/man/man$sec"
+done
+[ -f "$P/share/doc/modelgate/LICENSE" ] || fail "LICENSE not installed in share/doc/modelgate"
+echo "ok   installed: manual pages ($(ls "$top"/man/*.[0-9] 2>/dev/null | wc -l)), LICENSE"
+
 # 1. ABI
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sort)
 declared=$(grep -oE '^MG_API [^(]*\bmg_[a-z0-9_]+\(' "$P/include/modelgate.h" \
@@ -107,4 +117,4 @@ done
 "$ws/cm/list_tensors" "$pol" tiny-mlp >"$ws/cxx.txt" || fail "C++ consumer"
 diff "$ws/cxx.txt" "$ws/want-names.txt" || fail "C++ consumer output"
 echo "ok   C++ consumer (modelgate::modelgate)"
-echo "consumers: 7 passed, 0 failed"
+echo "consumers: 8 passed, 0 failed"
