@@ -12,6 +12,8 @@ packages=(
   libcmocka-dev
   python3 python3-numpy python3-cryptography
   minisign
+  # the OCI registry tests: the CNCF distribution registry and htpasswd for its basic auth
+  docker-registry apache2-utils
   # the static-link consumer test: what `pkg-config --static --libs modelgate` names
   libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap2-dev
   libzstd-dev libbrotli-dev libbz2-dev

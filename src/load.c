@@ -23,6 +23,7 @@
 #include "manifest.h"
 #include "format/mxnet.h"
 #include "model.h"
+#include "oci.h"
 #include "policy.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -254,10 +255,11 @@ static mg_status fetch_job(loader *L, job *j, mg_error *err)
     const mg_pinned_file *pin = j->pin;
     if (read_from_cache(L, j))
         return MG_OK;
-    char *url = remote_url(L->entry, pin->path);
+    char *url = L->entry->kind == MG_MODEL_OCI ? mg_oci_blob_url(L->entry->oci, pin->digest)
+                                               : remote_url(L->entry, pin->path);
     if (url == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
-    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects, .pol = L->pol};
     mg_status s = mg_fetch_region(&cfg, url, pin->has_size ? pin->size : MG_MAX_MODEL_FILE_BYTES,
                                   pin->has_size, pin->alg, &j->file->region, j->file->digest,
                                   &L->done_bytes, err);
@@ -455,7 +457,7 @@ static mg_status fetch_manifest_file(loader *L, const char *name, size_t cap, ui
     char *url = remote_url(L->entry, name);
     if (url == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
-    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects, .pol = L->pol};
     mg_region r;
     uint8_t digest[MG_DIGEST_MAX];
     mg_status s = mg_fetch_region_optional(&cfg, url, cap, false, MG_SHA256, &r, digest, NULL,
@@ -535,6 +537,37 @@ static mg_status load_manifest(loader *L, mg_error *err)
     for (size_t i = 0; i < NSIG; i++)
         free(bufs[i]);
     free(mdata);
+    return s;
+}
+
+/* An OCI artifact: its manifest by digest (the pin), then one expected file per layer. */
+static mg_status load_oci(loader *L, mg_pinned_file **files, size_t *count, mg_error *err)
+{
+    const struct mg_oci_ref *ref = L->entry->oci;
+    char *url = mg_oci_manifest_url(ref);
+    if (url == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects,
+                           .pol = L->pol, .accept = MG_OCI_MANIFEST_ACCEPT};
+    mg_region r;
+    uint8_t digest[MG_DIGEST_MAX];
+    mg_status s = mg_fetch_region(&cfg, url, MG_OCI_MAX_MANIFEST_BYTES, false, MG_SHA256, &r,
+                                  digest, NULL, err);
+    free(url);
+    if (s == MG_E_INTEGRITY) /* over the cap: a cap is a cap */
+        s = mg_fail(err, MG_E_LIMIT, "the OCI manifest is larger than %u bytes",
+                    MG_OCI_MAX_MANIFEST_BYTES);
+    if (s == MG_OK && !mg_digest_equal(digest, ref->digest, 32)) {
+        s = mg_fail(err, MG_E_INTEGRITY, "OCI manifest digest mismatch");
+        mg_strlcpy(err->algorithm, "sha256", sizeof err->algorithm);
+        mg_strlcpy(err->expected, ref->digest_hex, sizeof err->expected);
+        mg_hex_encode(digest, 32, err->actual);
+    }
+    if (s == MG_OK)
+        s = mg_oci_manifest_files(r.data, r.len, files, count, err);
+    mg_region_free(&r);
+    if (s != MG_OK)
+        mg_error_set_file(err, "(oci manifest)");
     return s;
 }
 
@@ -817,6 +850,11 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     }
     if (entry->kind == MG_MODEL_MANIFEST) {
         s = load_manifest(&L, err);
+    } else if (entry->kind == MG_MODEL_OCI) {
+        size_t n = 0;
+        s = load_oci(&L, &sorted, &n, err);
+        L.expected = sorted;
+        L.expected_count = n;
     } else {
         sorted = mg_calloc(entry->file_count, sizeof *sorted);
         if (sorted == NULL) {
@@ -854,6 +892,10 @@ done:
     if (L.dirfd >= 0)
         close(L.dirfd);
     free(L.jobs);
+    if (entry->kind == MG_MODEL_OCI && sorted != NULL) {
+        for (size_t i = 0; i < L.expected_count; i++)
+            free(sorted[i].path);
+    }
     free(sorted);
     if (L.have_manifest || L.manifest.files != NULL)
         mg_manifest_free(&L.manifest);
