@@ -515,12 +515,18 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     json_t *manifest = json_object_get(v, "manifest");
     int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0);
     if (m->oci != NULL) {
-        /* The manifest digest in the source is the pin; the files are its layers. */
+        /* The manifest digest in the source is the pin; the files are its layers. A
+         * "manifest" (keys, threshold) also requires a signed modelgate manifest among them. */
         m->kind = MG_MODEL_OCI;
-        if (kinds != 0) {
+        if (pinned || files != NULL) {
             problem(pr, path, "an oci:// source is pinned by its manifest digest: it takes no "
-                    "\"sha256\"/\"sha512\", \"files\" or \"manifest\"");
+                    "\"sha256\"/\"sha512\" or \"files\" (a \"manifest\" may be required on "
+                    "top)");
             ok = false;
+        } else if (manifest != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.manifest", path);
+            parse_manifest_entry(pr, sub, pol, manifest, m);
+            m->kind = MG_MODEL_OCI;
         }
     } else if (kinds != 1) {
         problem(pr, path, "needs exactly one of \"sha256\"/\"sha512\", \"files\" and \"manifest\"");

@@ -98,8 +98,9 @@ class Registry:
         path = os.path.join(self.dir, name + ".yml")
         with open(path, "w") as f:
             f.write("\n".join(cfg) + "\n")
-        log = open(os.path.join(self.dir, name + ".log"), "wb")
-        p = subprocess.Popen([REGISTRY_BIN, "serve", path], stdout=log, stderr=subprocess.STDOUT)
+        with open(os.path.join(self.dir, name + ".log"), "wb") as log:
+            p = subprocess.Popen([REGISTRY_BIN, "serve", path], stdout=log,
+                                 stderr=subprocess.STDOUT)
         self.procs.append(p)
         for _ in range(200):  # at most 20 s
             if p.poll() is not None:
@@ -197,7 +198,7 @@ def tiny_files():
     return out
 
 
-class OCITest(mgtest.TestCase):
+class OCIBase(mgtest.TestCase):
     def creds(self, hosts, mode=0o600):
         p = self.ws.write("creds.json", json.dumps({"hosts": hosts}).encode(), mode)
         self.ws.extra["credentials"] = p
@@ -223,6 +224,9 @@ class OCITest(mgtest.TestCase):
             with open(audit) as f:
                 self.assertNotIn(PASSWORD, f.read())
 
+
+
+class OCITest(OCIBase):
     def test_good_pull_by_digest(self):
         files = tiny_files()
         digest, _ = REG.push_artifact("models/tiny-mlp", "v1", files)
@@ -371,6 +375,75 @@ class OCITest(mgtest.TestCase):
         self.assertExit(self.ws.run("inspect", "m"), mgtest.OK)
         os.chmod(key, 0o644 | 0o020)                               # a group-writable key
         self.assertExit(self.ws.run("inspect", "m"), mgtest.POLICY)
+
+
+class SignedArtifact(OCIBase):
+    """An artifact that carries a modelgate manifest and its signature as layers, with the
+    policy requiring them on top of the digest pin."""
+
+    def signed_dir(self, name, version=3):
+        d = self.ws.path("pub", name)
+        shutil.copytree(TINY, d)
+        os.makedirs(self.ws.path("keys"), mode=0o700, exist_ok=True)
+        r = mgtest.run_bin("keygen", "-o", self.ws.path("keys", "rel"))
+        if r.returncode != 0 and not os.path.exists(self.ws.path("keys", "rel.key")):
+            self.fail(r.stderr)
+        r = mgtest.run_bin("sign", "-k", self.ws.path("keys", "rel.key"), "-n", name,
+                           "-V", str(version), d)
+        self.assertExit(r, mgtest.OK, "sign")
+        out = {}
+        for n in sorted(os.listdir(d)):
+            with open(os.path.join(d, n), "rb") as f:
+                out[n] = f.read()
+        return out
+
+    def signed_model(self, name, repo, digest):
+        self.ws.extra["keys"] = {"rel": {"public_key": self.ws.path("keys", "rel.pub")}}
+        self.model(name, repo, digest, manifest={"keys": ["rel"]})
+
+    def test_signed_artifact(self):
+        files = self.signed_dir("sig")
+        self.assertIn("manifest.json.sig", files)
+        digest, _ = REG.push_artifact("models/signed", "v3", files)
+        self.basic_creds()
+        self.ws.extra["state_dir"] = self.ws.path("state")
+        os.makedirs(self.ws.path("state"), mode=0o700)
+        self.signed_model("sig", "models/signed", digest)
+        r, doc = self.ws.inspect_json("sig")
+        self.assertExit(r, mgtest.OK)
+        # the manifest's own layers are not files of the model
+        self.assertEqual(sorted(f["path"] for f in doc["files"]),
+                         ["config.json", "model.safetensors"])
+
+    def test_layer_swapped_under_a_signed_manifest(self):
+        files = self.signed_dir("sig")
+        files["model.safetensors"] = files["model.safetensors"][:-4] + b"\0\0\0\1"
+        digest, _ = REG.push_artifact("models/swapped", "v3", files)  # digest pin is honest
+        self.basic_creds()
+        self.signed_model("sig", "models/swapped", digest)
+        r = self.ws.run("verify", "--json", "sig")
+        self.assertExit(r, mgtest.INTEGRITY)
+        self.assertEqual(json.loads(r.stdout)["error"].get("file"), "model.safetensors")
+
+    def test_unsigned_or_extra_layers(self):
+        files = self.signed_dir("sig")
+        unsigned = {k: v for k, v in files.items() if not k.startswith("manifest.json")}
+        digest, _ = REG.push_artifact("models/unsigned", "v1", unsigned)
+        self.basic_creds()
+        self.signed_model("sig", "models/unsigned", digest)
+        self.assertExit(self.ws.run("verify", "sig"), mgtest.SIGNATURE)
+        nosig = {k: v for k, v in files.items() if k != "manifest.json.sig"}
+        digest, _ = REG.push_artifact("models/nosig", "v1", nosig)
+        self.ws.models[:] = []
+        self.signed_model("sig", "models/nosig", digest)
+        self.assertExit(self.ws.run("verify", "sig"), mgtest.SIGNATURE)
+        extra = dict(files, **{"extra.bin": b"not in the manifest"})
+        digest, _ = REG.push_artifact("models/extra", "v1", extra)
+        self.ws.models[:] = []
+        self.signed_model("sig", "models/extra", digest)
+        r = self.ws.run("verify", "--json", "sig")
+        self.assertExit(r, mgtest.INTEGRITY)
+        self.assertEqual(json.loads(r.stdout)["error"].get("file"), "extra.bin")
 
 
 class AuthenticatedHTTPS(mgtest.TestCase):
