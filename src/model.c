@@ -113,7 +113,10 @@ mg_status mg_model_asset(const mg_model *model, const char *path, const void **d
 {
     for (size_t i = 0; i < model->file_count; i++) {
         if (strcmp(model->files[i].path, path) == 0) {
-            *data = model->files[i].region.data;
+            /* An empty file has no memory behind it: hand out a valid pointer all the same,
+             * so that memcpy(dst, data, 0) and the like stay defined. */
+            *data = model->files[i].region.data != NULL ? (const void *)model->files[i].region.data
+                                                        : (const void *)"";
             *len = model->files[i].region.len;
             return MG_OK;
         }

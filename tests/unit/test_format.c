@@ -3,9 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "digest.h"
 #include "format/format.h"
 #include "testutil.h"
+#include "util/hex.h"
 #include "util/json.h"
 
 /* A valid safetensors file whose JSON header is exactly `n` bytes (padded with spaces, as the
@@ -164,6 +167,55 @@ static void empty_files(void **state)
     assert_int_equal(err.status, MG_E_FORMAT);
 }
 
+static void hex_sha256(const void *data, size_t len, char out[65])
+{
+    uint8_t d[MG_DIGEST_MAX];
+    mg_error err;
+    assert_int_equal(mg_digest_buffer(MG_SHA256, data, len, d, &err), MG_OK);
+    mg_hex_encode(d, 32, out);
+}
+
+/* Through the public API: an empty asset loads, and its data pointer is valid (not NULL). */
+static void empty_asset_through_the_api(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char sub[4096], pol[8192], policy[4200], h1[65], h2[65];
+    snprintf(sub, sizeof sub, "%s/model", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    size_t len;
+    uint8_t *st = safetensors_with_header(640, &len);
+    tu_write_file(sub, "model.safetensors", st, len);
+    tu_write_file(sub, "added_tokens.json", "", 0);
+    hex_sha256(st, len, h1);
+    hex_sha256("", 0, h2);
+    free(st);
+    snprintf(pol, sizeof pol,
+             "{\"modelgate_policy\":1,\"models\":[{\"name\":\"m\",\"source\":\"%s/\","
+             "\"files\":{\"model.safetensors\":{\"sha256\":\"%s\"},"
+             "\"added_tokens.json\":{\"sha256\":\"%s\"}}}]}",
+             sub, h1, h2);
+    tu_write_file(dir, "policy.json", pol, strlen(pol));
+    snprintf(policy, sizeof policy, "%s/policy.json", dir);
+    assert_int_equal(chmod(policy, 0600), 0);
+    mg_policy *p;
+    mg_model *m;
+    mg_error err;
+    assert_int_equal(mg_policy_open(policy, NULL, &p, &err), MG_OK);
+    if (mg_model_load(p, "m", NULL, &m, &err) != MG_OK)
+        fail_msg("%s", err.message);
+    const void *data = NULL;
+    size_t n = 1;
+    assert_int_equal(mg_model_asset(m, "added_tokens.json", &data, &n, &err), MG_OK);
+    assert_non_null(data);
+    assert_int_equal(n, 0);
+    assert_non_null(mg_model_find_tensor(m, "t")); /* the 640-byte header: safetensors */
+    mg_model_close(m);
+    mg_policy_close(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +224,7 @@ int main(void)
         cmocka_unit_test(broken_overlaps_stay_refused),
         cmocka_unit_test(json_formats_by_name),
         cmocka_unit_test(empty_files),
+        cmocka_unit_test(empty_asset_through_the_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
