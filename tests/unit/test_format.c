@@ -209,6 +209,10 @@ static void empty_asset_through_the_api(void **state)
     assert_int_equal(mg_model_asset(m, "added_tokens.json", &data, &n, &err), MG_OK);
     assert_non_null(data);
     assert_int_equal(n, 0);
+    mg_file_info fi;
+    assert_int_equal(mg_model_file(m, 0, &fi), MG_OK);
+    assert_string_equal(fi.path, "added_tokens.json");
+    assert_non_null(fi.data);
     assert_non_null(mg_model_find_tensor(m, "t")); /* the 640-byte header: safetensors */
     mg_model_close(m);
     mg_policy_close(p);
