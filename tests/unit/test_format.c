@@ -42,6 +42,8 @@ static void assert_parses(const mg_format *f, const uint8_t *data, size_t len)
     mg_parse_result_free(&res);
 }
 
+static const mg_format *detect_text(const char *text, const char *name);
+
 /* Every 8-aligned header length up to 64 KiB is detected as safetensors, whatever the name;
  * the pickle probe matches exactly the lengths whose low bytes are 0x80 0x02..0x05. */
 static void every_header_length(void **state)
@@ -97,6 +99,20 @@ static void broken_overlaps_stay_refused(void **state)
     static const uint8_t p4[] = {0x80, 0x04, 0x95, 0x04, 0, 0, 0, 0, 0, 0, 0, '}', 0x94, '.'};
     assert_ptr_equal(mg_format_detect(p2, sizeof p2, "x.bin"), &mg_format_pickle);
     assert_ptr_equal(mg_format_detect(p4, sizeof p4, "model.safetensors"), &mg_format_pickle);
+}
+
+/* Text assets that start with a magic word are not that format. */
+static void text_that_starts_with_a_magic(void **state)
+{
+    (void)state;
+    static const char readme[] = "GGUF quantisations of Llama-2-7B, made with llama.cpp.\n";
+    assert_null(detect_text(readme, "README.md"));
+    assert_null(detect_text(readme, "GGUF"));
+    /* Still GGUF: a real header, and a file too short to hold the version. */
+    static const uint8_t v3[] = {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0, 0, 0, 0};
+    assert_ptr_equal(mg_format_detect(v3, sizeof v3, "x.bin"), &mg_format_gguf);
+    assert_ptr_equal(mg_format_detect(v3, 6, "x.bin"), &mg_format_gguf);
+    assert_ptr_equal(detect_text(readme, "notes.gguf"), &mg_format_gguf);
 }
 
 static const char tokenizer[] =
@@ -226,6 +242,7 @@ int main(void)
         cmocka_unit_test(every_header_length),
         cmocka_unit_test(zip_signature_header_length),
         cmocka_unit_test(broken_overlaps_stay_refused),
+        cmocka_unit_test(text_that_starts_with_a_magic),
         cmocka_unit_test(json_formats_by_name),
         cmocka_unit_test(empty_files),
         cmocka_unit_test(empty_asset_through_the_api),
