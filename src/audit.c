@@ -1,8 +1,6 @@
 #define _GNU_SOURCE
 #include "audit.h"
 
-#include "util/escape.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -10,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/escape.h"
 
 /* Set o[k] = v. A value that is not UTF-8 (a file name of arbitrary bytes, a source given
  * on the command line) is recorded in its escaped form (util/escape.h) and its key listed in
