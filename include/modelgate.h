@@ -245,9 +245,10 @@ typedef struct mg_file_info {
     uint64_t size;
     const char *algorithm; /* "sha256" or "sha512": the digest that was verified */
     const char *digest;    /* lower-case hex of that digest */
-    const void *data;      /* the verified bytes, read-only */
+    const void *data;      /* the verified bytes, read-only (never NULL, also when empty) */
     const char *metadata_json; /* format metadata as compact JSON (GGUF key/values, MXNet
-                                  graph summary), or NULL */
+                                  graph summary), or NULL; a string may hold a NUL, written
+                                  \u0000 (jansson: parse with JSON_ALLOW_NUL) */
 } mg_file_info;
 
 MG_API size_t mg_model_file_count(const mg_model *model);

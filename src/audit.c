@@ -9,10 +9,26 @@
 #include <time.h>
 #include <unistd.h>
 
-static void set_str(json_t *o, const char *k, const char *v)
+#include "util/escape.h"
+
+/* Set o[k] = v. A value that is not UTF-8 (a file name of arbitrary bytes, a source given
+ * on the command line) is recorded in its escaped form (util/escape.h) and its key listed in
+ * "escaped", never dropped. */
+static void set_text(json_t *o, const char *k, const char *v)
 {
-    if (v != NULL && v[0] != '\0')
-        json_object_set_new(o, k, json_string(v));
+    if (v == NULL || v[0] == '\0')
+        return;
+    json_t *s = json_string(v);
+    if (s == NULL) {
+        char *e = mg_escape_dup(v, strlen(v));
+        s = e != NULL ? json_string(e) : NULL;
+        free(e);
+        json_t *list = json_object_get(o, "escaped");
+        if (list == NULL && json_object_set_new(o, "escaped", json_array()) == 0)
+            list = json_object_get(o, "escaped");
+        json_array_append_new(list, json_string(k));
+    }
+    json_object_set_new(o, k, s);
 }
 
 mg_status mg_audit_record(const struct mg_policy *pol, const char *event, const char *model,
@@ -31,24 +47,17 @@ mg_status mg_audit_record(const struct mg_policy *pol, const char *event, const 
     json_object_set_new(o, "time", json_string(when));
     json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(o, "event", json_string(event));
-    if (model != NULL)
-        json_object_set_new(o, "model", json_string(model));
-    if (source != NULL) {
-        /* A source given on the command line may be any bytes; store it as valid UTF-8. */
-        json_t *s = json_string(source);
-        json_object_set_new(o, "source", s != NULL ? s : json_string("(not UTF-8)"));
-    }
+    set_text(o, "model", model);
+    set_text(o, "source", source);
     bool ok = outcome == NULL || outcome->status == MG_OK;
     json_object_set_new(o, "result", json_string(ok ? "ok" : "rejected"));
     if (!ok) {
         json_object_set_new(o, "error", json_string(mg_status_kind(outcome->status)));
-        set_str(o, "file", outcome->file);
-        set_str(o, "algorithm", outcome->algorithm);
-        set_str(o, "expected", outcome->expected);
-        set_str(o, "actual", outcome->actual);
-        json_t *msg = json_string(outcome->message);
-        if (msg != NULL)
-            json_object_set_new(o, "message", msg);
+        set_text(o, "file", outcome->file);
+        set_text(o, "algorithm", outcome->algorithm);
+        set_text(o, "expected", outcome->expected);
+        set_text(o, "actual", outcome->actual);
+        set_text(o, "message", outcome->message);
     }
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     json_decref(o);

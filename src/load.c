@@ -762,7 +762,9 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
 {
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
-        f->format = mg_format_detect(f->region.data, f->region.len, f->path);
+        /* An empty file has no region memory: parsers get a valid pointer all the same. */
+        const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
+        f->format = mg_format_detect(data, f->region.len, f->path);
         if (f->format == NULL) {
             if (single) {
                 mg_error_set_file(err, f->path);
@@ -770,7 +772,7 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
             }
             continue;
         }
-        mg_status s = f->format->parse(f->region.data, f->region.len, &f->parsed, err);
+        mg_status s = f->format->parse(data, f->region.len, &f->parsed, err);
         if (s != MG_OK) {
             mg_error_set_file(err, f->path);
             return s;
@@ -814,10 +816,33 @@ static mg_verified_file *find_file(mg_model *m, const char *base_dir, const char
     return NULL;
 }
 
+/* True when `name` is "STEM-NNNNN-of-NNNNN.safetensors" with STEM the index's name
+ * ("STEM.safetensors.index.json"): a file named as a shard of that set. */
+static bool is_shard_of(const char *name, const char *index_name)
+{
+    static const char isuffix[] = ".safetensors.index.json";
+    size_t il = strlen(index_name);
+    if (il < sizeof isuffix - 1)
+        return false;
+    size_t stem = il - (sizeof isuffix - 1);
+    if (strcmp(index_name + stem, isuffix) != 0 || strncmp(name, index_name, stem) != 0 ||
+        name[stem] != '-')
+        return false;
+    const char *p = name + stem + 1;
+    size_t d = strspn(p, "0123456789");
+    if (d == 0 || strncmp(p + d, "-of-", 4) != 0)
+        return false;
+    p += d + 4;
+    d = strspn(p, "0123456789");
+    return d > 0 && strcmp(p + d, ".safetensors") == 0;
+}
+
 /*
  * A sharded safetensors set: every shard the index names is a safetensors file of the model,
  * every tensor of the weight map is in the shard the index says, every tensor of those
- * shards is in the weight map, and no tensor name appears in two shards.
+ * shards is in the weight map, and no tensor name appears in two shards. Other safetensors
+ * files beside the index (a consolidated.safetensors, an adapters/ folder) are not part of
+ * the set and load as files of their own, unless named like its shards (STEM-0000K-of-0000N).
  */
 static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err)
 {
@@ -865,9 +890,11 @@ static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_er
                 break;
             }
         }
+        if (!named && is_shard_of(f->path + strlen(base), index->path + strlen(base)))
+            return mg_fail(err, MG_E_FORMAT, "safetensors file '%.200s' is named as a shard of "
+                           "this index but the index does not name it", f->path);
         if (!named)
-            return mg_fail(err, MG_E_FORMAT, "safetensors file '%.200s' is not in the index",
-                           f->path);
+            continue;
         for (size_t j = 0; j < f->parsed.count; j++) {
             json_t *where = json_object_get(map, f->parsed.tensors[j].name);
             if (where == NULL || find_file(m, base, json_string_value(where)) != f)

@@ -6,6 +6,10 @@
 #include "format/gguf.h"
 #include "util/checked.h"
 
+/* What an empty file or buffer hands out as its data: a valid pointer, never NULL, so that
+ * memcpy(dst, data, 0) and the like stay defined in the application. */
+static const uint8_t no_bytes[1];
+
 
 mg_status mg_model_build_tensors(mg_model *m, mg_error *err)
 {
@@ -44,7 +48,7 @@ mg_status mg_model_build_tensors(mg_model *m, mg_error *err)
             t->ndim = e->ndim;
             t->shape = e->shape;
             t->nbytes = e->nbytes;
-            t->data = container->data != NULL ? container->data + e->data_offset : container->data;
+            t->data = container->data != NULL ? container->data + e->data_offset : no_bytes;
             t->file = f->path;
             t->offset = e->offset;
             t->flags = e->flags;
@@ -79,7 +83,7 @@ mg_status mg_model_file(const mg_model *model, size_t index, mg_file_info *out)
     out->size = f->region.len;
     out->algorithm = mg_digest_name(f->alg);
     out->digest = f->digest_hex;
-    out->data = f->region.data;
+    out->data = f->region.data != NULL ? (const void *)f->region.data : no_bytes;
     out->metadata_json = f->metadata_json;
     return MG_OK;
 }
@@ -113,7 +117,8 @@ mg_status mg_model_asset(const mg_model *model, const char *path, const void **d
 {
     for (size_t i = 0; i < model->file_count; i++) {
         if (strcmp(model->files[i].path, path) == 0) {
-            *data = model->files[i].region.data;
+            *data = model->files[i].region.data != NULL ? (const void *)model->files[i].region.data
+                                                        : no_bytes;
             *len = model->files[i].region.len;
             return MG_OK;
         }

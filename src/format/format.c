@@ -141,15 +141,24 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static const mg_format *const probe_order[] = {
-    &mg_format_pickle,      &mg_format_npy,           &mg_format_npz,
-    &mg_format_gguf,        &mg_format_mxnet_params,  &mg_format_safetensors,
-    &mg_format_safetensors_index, &mg_format_mxnet_symbol,
+/*
+ * Formats recognised by content, strongest probe first: full magic numbers (npy, GGUF, the
+ * MXNet list magic with its zero reserved word), then pickle (a PyTorch zip is recognised
+ * by its data.pkl member, but a pickle stream only by two bytes, 0x80 0x02..0x05), then the
+ * zip signature of npz and the length-plus-brace of safetensors. Probes can overlap: a
+ * safetensors header of 640 bytes starts with 0x80 0x02, one of 67,324,752 bytes with
+ * "PK\3\4". Where several probes match, a strict parse decides (see mg_format_detect).
+ */
+static const mg_format *const by_content[] = {
+    &mg_format_npy,    &mg_format_gguf, &mg_format_mxnet_params,
+    &mg_format_pickle, &mg_format_npz,  &mg_format_safetensors,
 };
 
-/* A file whose name claims a weight format is parsed as that format even when its content
- * does not match, so that it fails with that parser's precise error instead of passing as
- * an asset. */
+/* A file whose name claims a format is parsed as that format even when its content does not
+ * match, so that it fails with that parser's precise error instead of passing as an asset.
+ * The JSON formats are recognised by their name only: JSON content alone (a tokenizer whose
+ * vocabulary holds "weight_map", a config with "nodes" and "arg_nodes" keys, a
+ * pytorch_model.bin.index.json) never makes a file anything but an asset. */
 static const struct {
     const char *suffix;
     const mg_format *format;
@@ -163,15 +172,54 @@ static const struct {
     {".ckpt", &mg_format_pickle},
 };
 
-const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path)
+static const mg_format *claimed_by_name(const char *path)
 {
-    for (size_t i = 0; i < sizeof probe_order / sizeof probe_order[0]; i++) {
-        if (probe_order[i]->probe(data, len))
-            return probe_order[i];
-    }
-    for (size_t i = 0; i < sizeof claimed / sizeof claimed[0]; i++) {
-        if (path != NULL && ends_with(path, claimed[i].suffix))
+    for (size_t i = 0; path != NULL && i < sizeof claimed / sizeof claimed[0]; i++) {
+        if (ends_with(path, claimed[i].suffix))
             return claimed[i].format;
     }
     return NULL;
+}
+
+static bool parses_as(const mg_format *f, const uint8_t *data, size_t len)
+{
+    mg_parse_result res;
+    mg_error err;
+    memset(&res, 0, sizeof res);
+    memset(&err, 0, sizeof err);
+    mg_status st = f->parse(data, len, &res, &err);
+    mg_parse_result_free(&res);
+    return st == MG_OK;
+}
+
+const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path)
+{
+    static const uint8_t empty[1];
+    if (data == NULL)
+        data = empty, len = 0;
+    enum { N = sizeof by_content / sizeof by_content[0] };
+    const mg_format *cand[N];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (by_content[i]->probe(data, len))
+            cand[n++] = by_content[i];
+    }
+    const mg_format *named = claimed_by_name(path);
+    if (n == 0)
+        return named;
+    if (n == 1)
+        return cand[0];
+    /* Several probes match: a weak probe must never beat a strict parse. The first format
+     * (in the order above) that parses the bytes wins; pickle never parses. When none does,
+     * the name's claim among them decides, else the strongest probe, so that the error is
+     * the most telling one (every one of them refuses the file). */
+    for (size_t i = 0; i < n; i++) {
+        if (cand[i] != &mg_format_pickle && parses_as(cand[i], data, len))
+            return cand[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (cand[i] == named)
+            return named;
+    }
+    return cand[0];
 }

@@ -73,9 +73,13 @@ extern const mg_format mg_format_mxnet_symbol;
 extern const mg_format mg_format_safetensors_index;
 
 /*
- * Detect a file's format by content, with `path` (inside the model) used only to refuse
- * a file whose name claims a weight format that its content does not have. Returns NULL
- * for a plain asset (config.json, tokenizer.json, ...).
+ * Detect a file's format. Binary formats by content (where several probes match, the first
+ * format whose strict parse accepts the bytes wins, so a two-byte pickle probe never beats
+ * a valid safetensors file); a file whose name claims a format (`.safetensors`, `.npy`,
+ * `-symbol.json`, `.safetensors.index.json`, `.pt`, ...) and whose content matches no
+ * probe is that format, so that it fails with that parser's error. The JSON formats are
+ * recognised by name only. Returns NULL for a plain asset (config.json, tokenizer.json, ...).
+ * `data` may be NULL when `len` is 0.
  */
 const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path);
 

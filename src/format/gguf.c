@@ -720,9 +720,13 @@ static mg_status place_tensors(gguf_parser *p, const uint8_t *data, size_t len,
 
 /* ---- entry points ------------------------------------------------------------------- */
 
+/* The magic, then a version below 65536 (its two high bytes zero), so that a text file
+ * that starts with the word "GGUF" stays an asset; a file too short to hold the version is
+ * claimed, to be refused as truncated. */
 static bool probe(const uint8_t *data, size_t len)
 {
-    return len >= 4 && memcmp(data, "GGUF", 4) == 0;
+    return len >= 4 && memcmp(data, "GGUF", 4) == 0 &&
+           (len < 8 || (data[6] == 0 && data[7] == 0));
 }
 
 static mg_status read_header(gguf_parser *p, uint64_t *n_tensors, uint64_t *n_kv)

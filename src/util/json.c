@@ -5,6 +5,10 @@
 json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_status status,
                       mg_error *err)
 {
+    if (len == 0 || data == NULL) {
+        mg_fail_fmt(err, status, "%s: empty file, not JSON", what);
+        return NULL;
+    }
     if (memchr(data, '\0', len) != NULL) {
         mg_fail_fmt(err, status, "%s: a NUL byte is not allowed in JSON", what);
         return NULL;

@@ -74,7 +74,7 @@ static json_t *symbol_summary(const char *path, const char *want_json)
 {
     size_t len;
     uint8_t *data = tu_read_file(path, &len);
-    assert_ptr_equal(mg_format_detect(data, len, "x.json"), &mg_format_mxnet_symbol);
+    assert_ptr_equal(mg_format_detect(data, len, "x-symbol.json"), &mg_format_mxnet_symbol);
     mg_parse_result res;
     mg_error err;
     mg_status st = parse_buf(&mg_format_mxnet_symbol, data, len, &res, &err);

@@ -18,6 +18,14 @@ int mg_cmd_dump(int argc, char **argv);
 int mg_cmd_fetch(int argc, char **argv);
 int mg_cmd_policy(int argc, char **argv);
 
+/* `s` (text from a file, a policy or the command line) escaped for human-readable output
+ * (util/escape.h: control, C1 and bidi characters, bytes that are not UTF-8). The result
+ * stays valid for the next 7 calls; never NULL. */
+const char *mg_cli_esc(const char *s);
+/* A JSON string (new reference) for such text: `s` itself when it is UTF-8, else its
+ * escaped form; NULL only when out of memory. */
+struct json_t *mg_cli_json_text(const char *s);
+
 /* Print "modelgate: <kind>: <detail>" for an error (naming the model and file when known)
  * on stderr, or the JSON error object on stdout when `json`; returns err->status. */
 int mg_cli_report(const mg_error *err, bool json);

@@ -72,7 +72,7 @@ int mg_cmd_fetch(int argc, char **argv)
         rc = print_paths_json(m);
     } else {
         for (size_t i = 0; i < mg_model_file_count(m); i++)
-            printf("%s\n", mg_model_cache_path(m, i));
+            printf("%s\n", mg_cli_esc(mg_model_cache_path(m, i)));
     }
     mg_model_close(m);
     mg_policy_close(pol);

@@ -31,7 +31,9 @@ int mg_cmd_hash(int argc, char **argv)
                 rc = (int)err.status;
             continue;
         }
-        printf("%s  %s\n", hex, argv[i]);
+        /* As sha256sum does, a line whose name had to be escaped starts with a backslash. */
+        const char *shown = mg_cli_esc(argv[i]);
+        printf("%s%s  %s\n", strcmp(shown, argv[i]) != 0 ? "\\" : "", hex, shown);
     }
     return fflush(stdout) == 0 ? rc : MG_E_IO;
 }

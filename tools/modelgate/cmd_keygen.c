@@ -33,6 +33,6 @@ int mg_cmd_keygen(int argc, char **argv)
     if (mg_keygen(type, prefix, &err) != MG_OK)
         return mg_cli_report(&err, false);
     printf("%s.key (private, keep secret)\n%s.pub (public: name it in the policy's keys)\n",
-           prefix, prefix);
+           mg_cli_esc(prefix), mg_cli_esc(prefix));
     return 0;
 }

@@ -17,13 +17,14 @@ static json_t *files_json(const mg_model *m)
         if (mg_model_file(m, i, &fi) != MG_OK)
             continue;
         json_t *f = json_object();
-        json_object_set_new(f, "path", json_string(fi.path));
+        json_object_set_new(f, "path", mg_cli_json_text(fi.path));
         json_object_set_new(f, "format", json_string(fi.format));
         json_object_set_new(f, "size", json_integer((json_int_t)fi.size));
         json_object_set_new(f, fi.algorithm, json_string(fi.digest));
         if (fi.metadata_json != NULL) {
             json_error_t jerr;
-            json_t *meta = json_loads(fi.metadata_json, 0, &jerr);
+            /* A GGUF string may hold a NUL (written as \u0000): keep it. */
+            json_t *meta = json_loads(fi.metadata_json, JSON_ALLOW_NUL, &jerr);
             if (meta != NULL)
                 json_object_set_new(f, "metadata", meta);
         }
@@ -40,13 +41,12 @@ static json_t *tensors_json(const mg_model *m)
         json_t *shape = json_array();
         for (uint32_t d = 0; d < t->ndim; d++)
             json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
-        json_t *name = json_string(t->name);
         json_t *o = json_object();
-        json_object_set_new(o, "name", name != NULL ? name : json_stringn(t->name, 0));
+        json_object_set_new(o, "name", mg_cli_json_text(t->name));
         json_object_set_new(o, "dtype", json_string(t->dtype_name));
         json_object_set_new(o, "shape", shape);
         json_object_set_new(o, "nbytes", json_integer((json_int_t)t->nbytes));
-        json_object_set_new(o, "file", json_string(t->file));
+        json_object_set_new(o, "file", mg_cli_json_text(t->file));
         json_object_set_new(o, "offset", json_integer((json_int_t)t->offset));
         json_array_append_new(arr, o);
     }
@@ -66,7 +66,7 @@ static void print_files_text(const mg_model *m)
     for (size_t i = 0; i < mg_model_file_count(m); i++) {
         mg_file_info fi;
         if (mg_model_file(m, i, &fi) == MG_OK)
-            printf("  %-40s %-17s %12llu  %s:%s\n", fi.path, fi.format,
+            printf("  %-40s %-17s %12llu  %s:%s\n", mg_cli_esc(fi.path), fi.format,
                    (unsigned long long)fi.size, fi.algorithm, fi.digest);
     }
 }
@@ -81,8 +81,8 @@ static void print_tensors_text(const mg_model *m)
             n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%llu", d ? ", " : "",
                                   (unsigned long long)t->shape[d]);
         snprintf(shape + n, sizeof shape - n, "]");
-        printf("  %-40s %-8s %-20s %12llu  %s @ %llu\n", t->name[0] ? t->name : "\"\"",
-               t->dtype_name, shape, (unsigned long long)t->nbytes, t->file,
+        printf("  %-40s %-8s %-20s %12llu  %s @ %llu\n", t->name[0] ? mg_cli_esc(t->name) : "\"\"",
+               t->dtype_name, shape, (unsigned long long)t->nbytes, mg_cli_esc(t->file),
                (unsigned long long)t->offset);
     }
 }
@@ -93,7 +93,7 @@ static void print_list(const char *label, json_t *arr)
     printf("  %s (%zu):", label, json_array_size(arr));
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) printf("%s %s", i ? "," : "", json_string_value(v));
+    json_array_foreach(arr, i, v) printf("%s %s", i ? "," : "", mg_cli_esc(json_string_value(v)));
     printf("\n");
 }
 
@@ -105,10 +105,10 @@ static void print_checkpoints(const mg_model *m)
             strcmp(fi.format, "mxnet-symbol") != 0)
             continue;
         json_error_t jerr;
-        json_t *meta = json_loads(fi.metadata_json, 0, &jerr);
+        json_t *meta = json_loads(fi.metadata_json, JSON_ALLOW_NUL, &jerr);
         json_t *rep = json_object_get(meta, "checkpoint");
         if (rep != NULL) {
-            printf("checkpoint %s:\n", fi.path);
+            printf("checkpoint %s:\n", mg_cli_esc(fi.path));
             print_list("graph variables without a parameter",
                        json_object_get(rep, "unbound_variables"));
             print_list("parameters the graph does not use",
@@ -134,14 +134,14 @@ static int run_model_command(int argc, char **argv, bool load)
         json_t *doc = json_object();
         json_object_set_new(doc, "ok", json_true());
         json_object_set_new(doc, "model", json_string(mg_model_name(m)));
-        json_object_set_new(doc, "source", json_string(mg_model_source(m)));
+        json_object_set_new(doc, "source", mg_cli_json_text(mg_model_source(m)));
         json_object_set_new(doc, "files", files_json(m));
         json_object_set_new(doc, "tensors", load ? tensors_json(m) : json_array());
         print_json(doc);
         json_decref(doc);
     } else {
         printf("%s %s (%s): %zu file%s verified\n", load ? "loaded" : "verified",
-               mg_model_name(m), mg_model_source(m), mg_model_file_count(m),
+               mg_cli_esc(mg_model_name(m)), mg_cli_esc(mg_model_source(m)), mg_model_file_count(m),
                mg_model_file_count(m) == 1 ? "" : "s");
         print_files_text(m);
         if (load) {

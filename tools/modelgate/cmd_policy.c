@@ -18,7 +18,7 @@ static void print_problem(const char *problem, void *ctx)
 {
     int *count = ctx;
     (*count)++;
-    printf("%s\n", problem);
+    printf("%s\n", mg_cli_esc(problem));
 }
 
 static int policy_check(int argc, char **argv)
@@ -39,7 +39,7 @@ static int policy_check(int argc, char **argv)
     mg_policy *pol;
     if (mg_policy_open(o.policy, o.policy_key, &pol, &err) != MG_OK)
         return mg_cli_report(&err, false);
-    printf("policy %s is valid\n", mg_policy_path(pol));
+    printf("policy %s is valid\n", mg_cli_esc(mg_policy_path(pol)));
     mg_policy_close(pol);
     return 0;
 }
@@ -76,7 +76,7 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
     snprintf(dir, sizeof dir, "%s/%s", root, rel);
     DIR *d = opendir(dir);
     if (d == NULL) {
-        fprintf(stderr, "modelgate: io: cannot read %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "modelgate: io: cannot read %s: %s\n", mg_cli_esc(dir), strerror(errno));
         return MG_E_IO;
     }
     int rc = 0;
@@ -88,13 +88,13 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
         int n1 = snprintf(sub, sizeof sub, "%s%s", rel, e->d_name);
         int n2 = snprintf(full, sizeof full, "%s/%s", root, sub);
         if (n1 < 0 || (size_t)n1 >= sizeof sub || n2 < 0 || (size_t)n2 >= sizeof full) {
-            fprintf(stderr, "modelgate: limit: path too long below %s\n", root);
+            fprintf(stderr, "modelgate: limit: path too long below %s\n", mg_cli_esc(root));
             rc = MG_E_LIMIT;
             break;
         }
         struct stat st;
         if (lstat(full, &st) != 0) {
-            fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", full, strerror(errno));
+            fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", mg_cli_esc(full), strerror(errno));
             rc = MG_E_IO;
         } else if (S_ISDIR(st.st_mode) && depth < 16) {
             char next[PATH_MAX + 2];
@@ -113,7 +113,7 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
             }
         } else {
             fprintf(stderr, "modelgate: integrity: %s is a symlink or special file; a model "
-                    "directory holds regular files only\n", full);
+                    "directory holds regular files only\n", mg_cli_esc(full));
             rc = MG_E_INTEGRITY;
         }
     }
@@ -155,12 +155,12 @@ static int policy_pin(int argc, char **argv)
         return mg_cli_pin_url(name, alg, target, ca_file);
     char abs[PATH_MAX];
     if (realpath(target, abs) == NULL) {
-        fprintf(stderr, "modelgate: io: cannot resolve %s: %s\n", target, strerror(errno));
+        fprintf(stderr, "modelgate: io: cannot resolve %s: %s\n", mg_cli_esc(target), strerror(errno));
         return MG_E_IO;
     }
     struct stat st;
     if (lstat(target, &st) != 0 || stat(abs, &st) != 0) {
-        fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", target, strerror(errno));
+        fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", mg_cli_esc(target), strerror(errno));
         return MG_E_IO;
     }
     char defname[160];

@@ -74,6 +74,7 @@ int mg_cmd_sign(int argc, char **argv)
     mg_error_clear(&err);
     if (mg_sign_dir(key, dir, name, version, expires, alg, &err) != MG_OK)
         return mg_cli_report(&err, false);
-    printf("signed %s/%s and %s/%s.sig\n", dir, MG_MANIFEST_NAME, dir, MG_MANIFEST_NAME);
+    printf("signed %s/%s and %s/%s.sig\n", mg_cli_esc(dir), MG_MANIFEST_NAME, mg_cli_esc(dir),
+           MG_MANIFEST_NAME);
     return 0;
 }

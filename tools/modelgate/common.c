@@ -9,15 +9,37 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "util/escape.h"
+
+const char *mg_cli_esc(const char *s)
+{
+    static char *slot[8];
+    static unsigned next;
+    unsigned k = next++ % 8;
+    free(slot[k]);
+    slot[k] = s != NULL ? mg_escape_dup(s, strlen(s)) : NULL;
+    return slot[k] != NULL ? slot[k] : "?";
+}
+
+json_t *mg_cli_json_text(const char *s)
+{
+    json_t *v = json_string(s);
+    if (v == NULL && s != NULL) {
+        char *e = mg_escape_dup(s, strlen(s));
+        v = e != NULL ? json_string(e) : NULL;
+        free(e);
+    }
+    return v;
+}
 
 int mg_cli_usage(const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
-    fputs("modelgate: usage: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "modelgate: usage: %s\n", mg_cli_esc(msg));
     return MG_E_USAGE;
 }
 
@@ -39,12 +61,12 @@ int mg_cli_report(const mg_error *err, bool json)
         json_object_set_new(e, "kind", json_string(mg_status_kind(err->status)));
         char msg[2048];
         snprintf(msg, sizeof msg, "%s%s%s", where, err->message, digests);
-        json_t *m = json_string(msg);
-        json_object_set_new(e, "message", m != NULL ? m : json_string("(message not UTF-8)"));
-        json_t *model = err->model[0] != '\0' ? json_string(err->model) : NULL;
+        json_t *m = mg_cli_json_text(msg);
+        json_object_set_new(e, "message", m != NULL ? m : json_string("(out of memory)"));
+        json_t *model = err->model[0] != '\0' ? mg_cli_json_text(err->model) : NULL;
         if (model != NULL)
             json_object_set_new(e, "model", model);
-        json_t *file = err->file[0] != '\0' ? json_string(err->file) : NULL;
+        json_t *file = err->file[0] != '\0' ? mg_cli_json_text(err->file) : NULL;
         if (file != NULL)
             json_object_set_new(e, "file", file);
         json_t *doc = json_pack("{s:b,s:o}", "ok", 0, "error", e);
@@ -54,8 +76,10 @@ int mg_cli_report(const mg_error *err, bool json)
         free(s);
         json_decref(doc);
     }
-    fprintf(stderr, "modelgate: %s: %s%s%s\n", mg_status_kind(err->status), where, err->message,
-            digests);
+    /* Names and paths in the message come from files: escaped, one line, no terminal codes. */
+    char line[2048];
+    snprintf(line, sizeof line, "%s%s%s", where, err->message, digests);
+    fprintf(stderr, "modelgate: %s: %s\n", mg_status_kind(err->status), mg_cli_esc(line));
     return err->status == MG_OK ? MG_E_LIMIT : (int)err->status;
 }
 

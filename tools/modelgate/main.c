@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);
     }
-    fprintf(stderr, "modelgate: usage: unknown command '%.64s'\n", argv[1]);
+    fprintf(stderr, "modelgate: usage: unknown command '%.64s'\n", mg_cli_esc(argv[1]));
     usage(stderr);
     return MG_E_USAGE;
 }
