@@ -758,13 +758,24 @@ static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
     return MG_OK;
 }
 
-/* Record a failed attempt; the failure itself stays the caller's error either way. */
-static void audit_failure(const mg_policy *pol, load_mode mode, const char *model,
-                          const char *source, const mg_error *failure)
+/* Record a failed attempt; the failure keeps its own status, and when its record cannot be
+ * written the message says so (the caller, e.g. the CLI, shows it on stderr). */
+static void audit_failure(const mg_policy *pol, int audit_fd, load_mode mode, const char *model,
+                          const char *source, mg_error *failure)
 {
     mg_error audit_err;
-    if (mg_audit_record(pol, mode_event(mode), model, source, failure, &audit_err) != MG_OK)
+    mg_error_clear(&audit_err);
+    if (mg_audit_record_fd(pol, audit_fd, mode_event(mode), model, source, failure,
+                           &audit_err) == MG_OK)
         return;
+    static const char lost[] = "; the audit record of this rejection was lost: ";
+    char why[200];
+    mg_strlcpy(why, audit_err.message, sizeof why);
+    size_t keep = strlen(failure->message);
+    size_t room = sizeof failure->message - sizeof lost - strlen(why);
+    if (keep > room)
+        keep = room;
+    snprintf(failure->message + keep, sizeof failure->message - keep, "%s%s", lost, why);
 }
 
 static mg_status run(const mg_policy *pol, const char *source, const mg_load_options *opts,
@@ -775,10 +786,18 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     const mg_policy_model *entry = NULL;
     mg_status s = mg_policy_find(pol, source, &entry, err);
     if (s != MG_OK) {
-        audit_failure(pol, mode, NULL, source, err);
+        audit_failure(pol, -1, mode, NULL, source, err);
         return s;
     }
     mg_error_set_model(err, entry->name);
+    /* The audit log is opened before any side effect: one that cannot even be opened leaves
+     * the cache and the rollback state untouched (README: order of side effects). */
+    int audit_fd = -1;
+    s = mg_audit_open(pol, &audit_fd, err);
+    if (s != MG_OK) {
+        mg_error_set_model(err, entry->name);
+        return s;
+    }
 
     loader L;
     memset(&L, 0, sizeof L);
@@ -847,10 +866,13 @@ done:
     if (s != MG_OK)
         mg_error_set_model(err, entry->name);
     if (s == MG_OK) {
-        s = mg_audit_record(pol, mode_event(mode), entry->name, entry->source, NULL, err);
+        s = mg_audit_record_fd(pol, audit_fd, mode_event(mode), entry->name, entry->source,
+                               NULL, err);
     } else {
-        audit_failure(pol, mode, entry->name, entry->source, err);
+        audit_failure(pol, audit_fd, mode, entry->name, entry->source, err);
     }
+    if (audit_fd >= 0)
+        close(audit_fd);
     if (L.dirfd >= 0)
         close(L.dirfd);
     free(L.jobs);

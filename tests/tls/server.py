@@ -27,6 +27,7 @@ Routes (NAME is a file below --root; every response closes the connection):
     /status/CODE            that status with a short body
     /gzip/NAME              200, the file gzip-compressed, Content-Encoding: gzip
     /headers                200, the request's header lines as the body
+    /bigheader/N            200 with one response header line of N bytes (N <= 4 MiB), body "x"
     anything else           404
 """
 import argparse
@@ -135,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if route == "headers":
             self.send_simple(200, str(self.headers).encode("latin-1"))
+            return
+        if route == "bigheader" and arg.isdigit() and int(arg) <= (4 << 20):
+            self.send_simple(200, b"x", [("X-Big", "a" * int(arg))])
             return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")
