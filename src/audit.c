@@ -29,14 +29,11 @@ mg_status mg_audit_open(const struct mg_policy *pol, int *fd, mg_error *err)
     *fd = -1;
     if (pol == NULL || pol->audit_log == NULL)
         return MG_OK;
-    /* O_NONBLOCK: a FIFO in its place must fail the open (ENXIO without a reader) or be
-     * refused below, never block the load. */
+    /* O_NONBLOCK: a FIFO in its place is refused below, never waited on. Read access only
+     * to look at the last byte (a record must start on a line of its own). */
     int f = open(pol->audit_log,
-                 O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
+                 O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0640);
     if (f < 0) {
-        if (errno == ENXIO)
-            return mg_fail(err, MG_E_IO, "audit log %s is a FIFO, not a regular file",
-                           pol->audit_log);
         return mg_fail(err, MG_E_IO, "audit log %s cannot be opened: %s", pol->audit_log,
                        strerror(errno));
     }

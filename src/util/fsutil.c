@@ -182,7 +182,8 @@ mg_status mg_require_regular(int fd, const char *what, mg_error *err)
     if (fstat(fd, &st) != 0)
         return mg_fail(err, MG_E_IO, "%s: cannot stat: %s", what, strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return mg_fail(err, MG_E_IO, "%s is not a regular file", what);
+        return mg_fail(err, MG_E_IO, "%s is not a regular file%s", what,
+                       S_ISFIFO(st.st_mode) ? " (a FIFO)" : "");
     /* Opened O_NONBLOCK so that a FIFO could not block the open; back to blocking I/O. */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
