@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -486,19 +487,64 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
     return text;
 }
 
-/* `data` in a new unnamed file of `dfd` (O_TMPFILE), written and synced; -1 with errno set. */
-static int write_unnamed(int dfd, const void *data, size_t len)
+/* A new file of the set being published: unnamed (O_TMPFILE) where the file system allows,
+ * else named ".FINAL.<16 hex>.tmp" in `tmp` (which a crash may leave, and the next `sign`
+ * removes). */
+typedef struct staged {
+    int fd;
+    char tmp[128]; /* empty when unnamed */
+} staged;
+
+/* Write and sync `data` as a staged file for `final`; false with errno set. */
+static bool stage(int dfd, const char *final, const void *data, size_t len, staged *out)
 {
-    int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    if (fchmod(fd, 0644) != 0 || !mg_write_all(fd, data, len) || fsync(fd) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
+    out->tmp[0] = '\0';
+    out->fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (out->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        uint8_t rnd[8];
+        char hex[17];
+        if (RAND_bytes(rnd, sizeof rnd) != 1) {
+            errno = EIO;
+            return false;
+        }
+        mg_hex_encode(rnd, sizeof rnd, hex);
+        snprintf(out->tmp, sizeof out->tmp, ".%s.%s.tmp", final, hex);
+        out->fd = openat(dfd, out->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         0644);
+        if (out->fd < 0)
+            out->tmp[0] = '\0';
     }
-    return fd;
+    if (out->fd < 0)
+        return false;
+    if (fchmod(out->fd, 0644) != 0 || !mg_write_all(out->fd, data, len) || fsync(out->fd) != 0) {
+        int saved = errno;
+        close(out->fd);
+        out->fd = -1;
+        if (out->tmp[0] != '\0')
+            (void)unlinkat(dfd, out->tmp, 0);
+        errno = saved;
+        return false;
+    }
+    return true;
+}
+
+/* Give a staged file its final name (which no longer exists). */
+static int unstage(int dfd, staged *st, const char *final)
+{
+    if (st->tmp[0] == '\0')
+        return mg_link_unnamed(st->fd, dfd, final);
+    if (renameat(dfd, st->tmp, dfd, final) != 0)
+        return -1;
+    st->tmp[0] = '\0';
+    return 0;
+}
+
+static void unstage_cleanup(int dfd, staged *st)
+{
+    if (st->fd >= 0)
+        close(st->fd);
+    if (st->tmp[0] != '\0')
+        (void)unlinkat(dfd, st->tmp, 0);
 }
 
 static bool name_ok(const char *name)
@@ -534,17 +580,18 @@ static void base_name(const char *dir, char *out, size_t cap)
  * synced first; then every signature file is removed (old .sig.N and .minisig were made over
  * the old bytes and would be left valid-looking), then the manifest, and the new manifest and
  * signature are linked in. A verifier at any moment sees the old signed set, a set that does
- * not verify (no signature, or no manifest), or the new one; a crash leaves no temporary name.
+ * not verify (no signature, or no manifest), or the new one. A crash leaves no temporary name
+ * (without O_TMPFILE, at most the two staged names, which the next `sign` removes).
  */
 static mg_status publish(int dfd, const char *manifest, size_t manifest_len, const uint8_t *sig,
                          size_t sig_len, mg_error *err)
 {
-    int mfd = write_unnamed(dfd, manifest, manifest_len);
-    int sfd = mfd >= 0 ? write_unnamed(dfd, sig, sig_len) : -1;
-    if (mfd < 0 || sfd < 0) {
+    staged m = {.fd = -1}, g = {.fd = -1};
+    if (!stage(dfd, MG_MANIFEST_NAME, manifest, manifest_len, &m) ||
+        !stage(dfd, MG_MANIFEST_NAME ".sig", sig, sig_len, &g)) {
         int saved = errno;
-        if (mfd >= 0)
-            close(mfd);
+        unstage_cleanup(dfd, &m);
+        unstage_cleanup(dfd, &g);
         return mg_fail(err, MG_E_IO, "cannot write the new manifest: %s", strerror(saved));
     }
     static const char *const own[] = {
@@ -557,11 +604,11 @@ static mg_status publish(int dfd, const char *manifest, size_t manifest_len, con
         if (unlinkat(dfd, own[i], 0) != 0 && errno != ENOENT)
             s = mg_fail(err, MG_E_IO, "cannot remove the old %s: %s", own[i], strerror(errno));
     }
-    if (s == MG_OK && (mg_link_unnamed(mfd, dfd, MG_MANIFEST_NAME) != 0 ||
-                       mg_link_unnamed(sfd, dfd, MG_MANIFEST_NAME ".sig") != 0))
+    if (s == MG_OK && (unstage(dfd, &m, MG_MANIFEST_NAME) != 0 ||
+                       unstage(dfd, &g, MG_MANIFEST_NAME ".sig") != 0))
         s = mg_fail(err, MG_E_IO, "cannot publish the manifest: %s", strerror(errno));
-    close(mfd);
-    close(sfd);
+    unstage_cleanup(dfd, &m);
+    unstage_cleanup(dfd, &g);
     if (s == MG_OK && fsync(dfd) != 0)
         s = mg_fail(err, MG_E_IO, "cannot sync the model directory: %s", strerror(errno));
     return s;
