@@ -1,4 +1,4 @@
-/* The audit log (SPEC §7): one JSON line per attempt, appended with a single write. */
+/* The audit log (SPEC §7): one JSON line per attempt, appended whole or not at all. */
 #ifndef MG_AUDIT_H
 #define MG_AUDIT_H
 

@@ -790,14 +790,14 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         return s;
     }
     mg_error_set_model(err, entry->name);
-    /* The audit log is opened before any side effect: one that cannot even be opened leaves
-     * the cache and the rollback state untouched (README: order of side effects). */
+    /* The audit log is opened first. One that cannot be opened fails the attempt before any
+     * side effect (cache, rollback state; README: order of side effects), while a rejection
+     * found before that point keeps its own status (its record is then reported lost). */
     int audit_fd = -1;
-    s = mg_audit_open(pol, &audit_fd, err);
-    if (s != MG_OK) {
-        mg_error_set_model(err, entry->name);
-        return s;
-    }
+    mg_error audit_err;
+    mg_error_clear(&audit_err);
+    bool audit_open = mg_audit_open(pol, &audit_fd, &audit_err) == MG_OK;
+    bool failed_on_audit = false;
 
     loader L;
     memset(&L, 0, sizeof L);
@@ -858,6 +858,11 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);
+    if (s == MG_OK && !audit_open) {
+        *err = audit_err;
+        s = err->status;
+        failed_on_audit = true;
+    }
     if (s == MG_OK && mode == MODE_FETCH)
         s = publish_all(pol, m, err);
     if (s == MG_OK && L.have_manifest)
@@ -868,7 +873,8 @@ done:
     if (s == MG_OK) {
         s = mg_audit_record_fd(pol, audit_fd, mode_event(mode), entry->name, entry->source,
                                NULL, err);
-    } else {
+    } else if (!failed_on_audit) {
+        /* (an audit log that could not be opened is itself the failure: nothing to add) */
         audit_failure(pol, audit_fd, mode, entry->name, entry->source, err);
     }
     if (audit_fd >= 0)

@@ -124,6 +124,7 @@ static void no_side_effect_without_an_audit_log(void **state)
     char *dir = tu_mkdtemp();
     static const char data[] = "some verified bytes";
     tu_write_file(dir, "m.bin", data, sizeof data - 1);
+    tu_write_file(dir, "m2.bin", data, sizeof data - 1);
     char sub[4200];
     snprintf(sub, sizeof sub, "%s/audit-is-a-folder", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
@@ -135,7 +136,8 @@ static void no_side_effect_without_an_audit_log(void **state)
     char json[8192];
     snprintf(json, sizeof json,
              "{\"modelgate_policy\":1,\"audit_log\":\"audit-is-a-folder\",\"cache_dir\":\"cache\","
-             "\"models\":[{\"name\":\"m\",\"source\":\"m.bin\",\"sha256\":\"%s\"}]}", hex);
+             "\"models\":[{\"name\":\"m\",\"source\":\"m.bin\",\"sha256\":\"%s\"},"
+             "{\"name\":\"bad\",\"source\":\"m2.bin\",\"sha512\":\"%0128d\"}]}", hex, 0);
     mg_policy *pol = policy(dir, json);
     mg_model *m = NULL;
     assert_int_equal(mg_model_fetch(pol, "m", NULL, &m, &err), MG_E_IO);
@@ -145,6 +147,9 @@ static void no_side_effect_without_an_audit_log(void **state)
     snprintf(cache, sizeof cache, "%s/cache", dir);
     struct stat st;
     assert_int_equal(stat(cache, &st), -1); /* nothing was published */
+    /* A rejection keeps its own status; its message says that its record was lost. */
+    assert_int_equal(mg_model_fetch(pol, "bad", NULL, &m, &err), MG_E_INTEGRITY);
+    assert_non_null(strstr(err.message, "the audit record of this rejection was lost"));
     mg_policy_close(pol);
     tu_rmtree(dir);
     free(dir);
