@@ -138,7 +138,9 @@ class Rollback(SignedModels):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-        self.assertEqual(p5.wait(timeout=60), OK, p5.stderr.read())
+        # OK when it verified before 7 was stored (the usual case), SIGNATURE (rollback) on a
+        # machine so loaded that it had not yet read the state after 1.5 s.
+        self.assertIn(p5.wait(timeout=60), (OK, SIGNATURE), p5.stderr.read())
         p5.stderr.close()
         self.assertEqual(self.stored(), "7\n")
         r = self.verify(6)
