@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cache.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "digest.h"
@@ -168,29 +168,49 @@ static int link_tmpfile(int tmp_fd, int dir_fd, const char *name)
     return linkat(tmp_fd, "", dir_fd, name, AT_EMPTY_PATH);
 }
 
-/* Replace whatever is at `name` by the unnamed file: link to a fresh temporary name, then
- * rename over `name` (atomic; the temporary name is removed again on failure). */
-static mg_status replace_with_tmpfile(int tmp_fd, int dir_fd, const char *name, mg_error *err)
+/* Names ".tmp-<name>-..." that earlier versions used while replacing an entry, left behind
+ * when they crashed between link and rename: removed when `name` is published again. */
+static void remove_old_temps(int dir_fd, const char *name)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    for (unsigned i = 0; i < MG_CACHE_TEMP_TRIES; i++) {
-        char tmp_name[160];
-        snprintf(tmp_name, sizeof tmp_name, ".tmp-%.64s-%ld-%ld-%u", name, (long)getpid(),
-                 (long)ts.tv_nsec, i);
-        if (link_tmpfile(tmp_fd, dir_fd, tmp_name) != 0) {
-            if (errno == EEXIST)
-                continue;
-            return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
-        }
-        if (renameat(dir_fd, tmp_name, dir_fd, name) != 0) {
-            int e = errno;
-            (void)unlinkat(dir_fd, tmp_name, 0);
-            return mg_fail(err, MG_E_IO, "cannot replace the cache file: %s", strerror(e));
-        }
-        return MG_OK;
+    int lfd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (d == NULL) {
+        if (lfd >= 0)
+            close(lfd);
+        return;
     }
-    return mg_fail(err, MG_E_IO, "cannot find a free temporary name in the cache");
+    size_t nl = strlen(name);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, ".tmp-", 5) == 0 && strncmp(e->d_name + 5, name, nl) == 0 &&
+            e->d_name[5 + nl] == '-')
+            (void)unlinkat(dir_fd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
+/*
+ * Replace whatever is at `name` (bytes that are not these) by the unnamed file: remove it,
+ * then link. No temporary name exists at any point, so a crash leaves nothing behind; a reader
+ * in between finds no entry, which is a cache miss. If another process links first, its entry
+ * is kept when it holds these very bytes.
+ */
+static mg_status replace_with_tmpfile(int tmp_fd, int dir_fd, const char *name,
+                                      const uint8_t *data, size_t len, mg_error *err)
+{
+    remove_old_temps(dir_fd, name);
+    for (unsigned i = 0; i < MG_CACHE_TEMP_TRIES; i++) {
+        if (unlinkat(dir_fd, name, 0) != 0 && errno != ENOENT)
+            return mg_fail(err, MG_E_IO, "cannot remove the stale cache file: %s",
+                           strerror(errno));
+        if (link_tmpfile(tmp_fd, dir_fd, name) == 0)
+            return MG_OK;
+        if (errno != EEXIST)
+            return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
+        if (same_content(dir_fd, name, data, len))
+            return MG_OK;
+    }
+    return mg_fail(err, MG_E_IO, "cannot replace the cache file: it keeps changing");
 }
 
 static size_t trimmed_len(const char *dir)
@@ -296,7 +316,7 @@ mg_status mg_cache_publish(const char *cache_dir, const uint8_t *data, size_t le
         }
         /* Already cached: keep it when it holds these very bytes, else replace it. */
         if (!same_content(sub_fd, hex, data, len)) {
-            st = replace_with_tmpfile(tmp_fd, sub_fd, hex, err);
+            st = replace_with_tmpfile(tmp_fd, sub_fd, hex, data, len, err);
             if (st != MG_OK)
                 goto done;
         }

@@ -112,6 +112,22 @@ static size_t abort_with(transfer *t, mg_status st)
     return 0; /* any count other than the one given makes libcurl stop with CURLE_WRITE_ERROR */
 }
 
+/*
+ * More bytes than allowed. With an exact expected size that is a size mismatch (integrity);
+ * otherwise the cap of this kind of file was hit, which is a limit (exit 8) wherever the
+ * bytes come from, as it is for a local file.
+ */
+static mg_status over_cap(transfer *t, uint64_t announced, const char *how)
+{
+    mg_status st = t->exact ? MG_E_INTEGRITY : MG_E_LIMIT;
+    const char *bound = t->exact ? "the expected" : "the cap of";
+    if (how == NULL)
+        return mg_fail(t->err, st, "%.200s: body is longer than %s %llu bytes", t->url, bound,
+                       (unsigned long long)t->cap);
+    return mg_fail(t->err, st, "%.200s: %s %llu bytes, more than %s %llu bytes", t->url, how,
+                   (unsigned long long)announced, bound, (unsigned long long)t->cap);
+}
+
 /* The first body bytes of a 200 answer: check an announced length, then allocate. */
 static mg_status start_body(transfer *t)
 {
@@ -119,9 +135,7 @@ static mg_status start_body(transfer *t)
     if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
         announced = -1;
     if (announced >= 0 && (uint64_t)announced > t->cap)
-        return mg_fail(t->err, MG_E_INTEGRITY,
-                       "%.200s: server announced %lld bytes, more than the expected %llu",
-                       t->url, (long long)announced, (unsigned long long)t->cap);
+        return over_cap(t, (uint64_t)announced, "server announced");
     if (announced >= 0 && t->exact && (uint64_t)announced != t->cap)
         return mg_fail(t->err, MG_E_INTEGRITY,
                        "%.200s: server announced %lld bytes, expected %llu", t->url,
@@ -157,9 +171,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
             return abort_with(t, st);
     }
     if ((uint64_t)n > t->cap - t->received)
-        return abort_with(t, mg_fail(t->err, MG_E_INTEGRITY,
-                                     "%.200s: body is longer than the expected %llu bytes",
-                                     t->url, (unsigned long long)t->cap));
+        return abort_with(t, over_cap(t, t->received + n, NULL));
     if (n == 0)
         return 0;
     mg_status st = reserve(t, t->received + n);
@@ -533,9 +545,12 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
     if (t->failed != MG_OK)
         return t->failed;
     if (rc == CURLE_FILESIZE_EXCEEDED && code == 200)
-        return mg_fail(t->err, MG_E_INTEGRITY,
-                       "%.200s: server announced more than the expected %llu bytes", url,
-                       (unsigned long long)t->cap);
+        return t->exact ? mg_fail(t->err, MG_E_INTEGRITY,
+                                  "%.200s: server announced more than the expected %llu bytes",
+                                  url, (unsigned long long)t->cap)
+                        : mg_fail(t->err, MG_E_LIMIT,
+                                  "%.200s: server announced more than the cap of %llu bytes",
+                                  url, (unsigned long long)t->cap);
     if ((code == 401 || code == 403) && answered(t, rc)) {
         url_parts p;
         char key[MG_FETCH_HOST_MAX + 8] = "?";
@@ -550,10 +565,29 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
     }
     if (code != 0 && code != 200 && answered(t, rc))
         return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
-    if (rc == CURLE_PARTIAL_FILE)
-        return mg_fail(t->err, t->exact ? MG_E_INTEGRITY : MG_E_IO,
+    if (rc == CURLE_PARTIAL_FILE && t->exact)
+        return mg_fail(t->err, MG_E_INTEGRITY,
                        "%.200s: transfer ended after %llu bytes, expected %llu (%.200s)", url,
                        (unsigned long long)t->received, (unsigned long long)t->cap, why);
+    if (rc == CURLE_PARTIAL_FILE) {
+        /* No size is known here: the length the server announced is what was not met. */
+        curl_off_t announced = -1;
+        if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+            announced = -1;
+        if (announced >= 0)
+            return mg_fail(t->err, MG_E_IO, "%.200s: transfer ended after %llu of the %lld "
+                           "bytes the server announced", url, (unsigned long long)t->received,
+                           (long long)announced);
+        return mg_fail(t->err, MG_E_IO, "%.200s: transfer ended early, after %llu bytes (%.200s)",
+                       url, (unsigned long long)t->received, why);
+    }
+    if (rc == CURLE_OUT_OF_MEMORY)
+        /* What libcurl 7.88 returns for a response header line past its cap (100 KiB) or
+         * headers past 300 KiB, with no message of its own; a real shortage of memory is far
+         * less likely on a response this small. */
+        return mg_fail(t->err, MG_E_LIMIT, "%.200s: the server's response headers exceed "
+                       "libcurl's cap (or memory ran out): %.200s", url,
+                       errbuf[0] != '\0' ? errbuf : "no detail from libcurl");
     if (rc == CURLE_OPERATION_TIMEDOUT)
         return mg_fail(t->err, MG_E_IO, "%.200s: too slow or stalled (%.200s)", url, why);
     if (is_tls_error(rc))

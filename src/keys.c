@@ -132,6 +132,20 @@ static mg_status load_private_key(const char *key_path, EVP_PKEY **out, struct s
     return MG_OK;
 }
 
+/* A signing key must be readable by its owner only (like ssh and minisign keys): owned by
+ * root or the running user, no group or other permission bits. */
+static mg_status private_key_protected(const char *key_path, const struct stat *st,
+                                       mg_error *err)
+{
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return mg_fail(err, MG_E_POLICY, "private key %.200s is owned by uid %u, not root or "
+                       "the running user", key_path, (unsigned)st->st_uid);
+    if ((st->st_mode & 077) != 0)
+        return mg_fail(err, MG_E_POLICY, "private key %.200s is accessible by group or others "
+                       "(mode %03o; chmod 600 it)", key_path, (unsigned)(st->st_mode & 0777));
+    return MG_OK;
+}
+
 /* The public half as a verifier key, so every signature made is checked before it is used. */
 static mg_status public_half(EVP_PKEY *pkey, mg_sig_key **out, mg_error *err)
 {
@@ -277,6 +291,25 @@ mg_status mg_keygen(const char *type, const char *prefix, mg_error *err)
     return st;
 }
 
+/* Is `name` a temporary file an earlier `sign` left in DIR when it crashed
+ * (".manifest.json.<16 hex>.tmp", ".manifest.json.sig.<16 hex>.tmp")? */
+static bool is_stale_sign_temp(const char *name)
+{
+    static const char *const prefixes[] = {"." MG_MANIFEST_NAME ".sig.", "." MG_MANIFEST_NAME "."};
+    for (size_t p = 0; p < 2; p++) {
+        size_t pl = strlen(prefixes[p]);
+        if (strncmp(name, prefixes[p], pl) != 0 || strlen(name) != pl + 16 + 4 ||
+            strcmp(name + pl + 16, ".tmp") != 0)
+            continue;
+        bool hex = true;
+        for (size_t i = pl; i < pl + 16; i++)
+            hex = hex && ((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f'));
+        if (hex)
+            return true;
+    }
+    return false;
+}
+
 /* ---- directory walk ----------------------------------------------------------------------- */
 
 typedef struct walk {
@@ -353,6 +386,10 @@ static mg_status walk_dir(int dfd, const char *prefix, unsigned depth, walk *w, 
             continue;
         if (depth == 0 && mg_manifest_is_own_file(e->d_name))
             continue;
+        if (depth == 0 && is_stale_sign_temp(e->d_name)) {
+            (void)unlinkat(dirfd(d), e->d_name, 0); /* never part of the model */
+            continue;
+        }
         int n = snprintf(rel, sizeof rel, "%s%s%s", prefix, prefix[0] ? "/" : "", e->d_name);
         if (n < 0 || (size_t)n >= sizeof rel || !mg_manifest_path_ok(rel)) {
             s = mg_fail(err, MG_E_FORMAT, "'%.200s' cannot be listed in a manifest (path rules "
@@ -450,27 +487,64 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
     return text;
 }
 
-/* Write `data` to a new temporary file in `dfd`; its name goes to `tmp`. */
-static mg_status write_temp(int dfd, const char *final, const void *data, size_t len, char *tmp,
-                            size_t tmp_cap, mg_error *err)
+/* A new file of the set being published: unnamed (O_TMPFILE) where the file system allows,
+ * else named ".FINAL.<16 hex>.tmp" in `tmp` (which a crash may leave, and the next `sign`
+ * removes). */
+typedef struct staged {
+    int fd;
+    char tmp[128]; /* empty when unnamed */
+} staged;
+
+/* Write and sync `data` as a staged file for `final`; false with errno set. */
+static bool stage(int dfd, const char *final, const void *data, size_t len, staged *out)
 {
-    uint8_t rnd[8];
-    char hex[17];
-    if (RAND_bytes(rnd, sizeof rnd) != 1)
-        return mg_fail(err, MG_E_LIMIT, "no randomness for a temporary file name");
-    mg_hex_encode(rnd, sizeof rnd, hex);
-    snprintf(tmp, tmp_cap, ".%s.%s.tmp", final, hex);
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mg_fail(err, MG_E_IO, "cannot create a temporary file: %s", strerror(errno));
-    bool ok = mg_write_all(fd, data, len) && fsync(fd) == 0;
-    int saved = errno;
-    ok = close(fd) == 0 && ok;
-    if (!ok) {
-        unlinkat(dfd, tmp, 0);
-        return mg_fail(err, MG_E_IO, "cannot write %.200s: %s", final, strerror(saved));
+    out->tmp[0] = '\0';
+    out->fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (out->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        uint8_t rnd[8];
+        char hex[17];
+        if (RAND_bytes(rnd, sizeof rnd) != 1) {
+            errno = EIO;
+            return false;
+        }
+        mg_hex_encode(rnd, sizeof rnd, hex);
+        snprintf(out->tmp, sizeof out->tmp, ".%s.%s.tmp", final, hex);
+        out->fd = openat(dfd, out->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                         0644);
+        if (out->fd < 0)
+            out->tmp[0] = '\0';
     }
-    return MG_OK;
+    if (out->fd < 0)
+        return false;
+    if (fchmod(out->fd, 0644) != 0 || !mg_write_all(out->fd, data, len) || fsync(out->fd) != 0) {
+        int saved = errno;
+        close(out->fd);
+        out->fd = -1;
+        if (out->tmp[0] != '\0')
+            (void)unlinkat(dfd, out->tmp, 0);
+        errno = saved;
+        return false;
+    }
+    return true;
+}
+
+/* Give a staged file its final name (which no longer exists). */
+static int unstage(int dfd, staged *st, const char *final)
+{
+    if (st->tmp[0] == '\0')
+        return mg_link_unnamed(st->fd, dfd, final);
+    if (renameat(dfd, st->tmp, dfd, final) != 0)
+        return -1;
+    st->tmp[0] = '\0';
+    return 0;
+}
+
+static void unstage_cleanup(int dfd, staged *st)
+{
+    if (st->fd >= 0)
+        close(st->fd);
+    if (st->tmp[0] != '\0')
+        (void)unlinkat(dfd, st->tmp, 0);
 }
 
 static bool name_ok(const char *name)
@@ -501,29 +575,43 @@ static void base_name(const char *dir, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/*
+ * Replace the manifest and its signatures as one set. Both new files are written unnamed and
+ * synced first; then every signature file is removed (old .sig.N and .minisig were made over
+ * the old bytes and would be left valid-looking), then the manifest, and the new manifest and
+ * signature are linked in. A verifier at any moment sees the old signed set, a set that does
+ * not verify (no signature, or no manifest), or the new one. A crash leaves no temporary name
+ * (without O_TMPFILE, at most the two staged names, which the next `sign` removes).
+ */
 static mg_status publish(int dfd, const char *manifest, size_t manifest_len, const uint8_t *sig,
                          size_t sig_len, mg_error *err)
 {
-    char tmp_m[128], tmp_s[128];
-    mg_status s = write_temp(dfd, MG_MANIFEST_NAME, manifest, manifest_len, tmp_m, sizeof tmp_m,
-                             err);
-    if (s != MG_OK)
-        return s;
-    s = write_temp(dfd, MG_MANIFEST_NAME ".sig", sig, sig_len, tmp_s, sizeof tmp_s, err);
-    if (s != MG_OK) {
-        unlinkat(dfd, tmp_m, 0);
-        return s;
-    }
-    if (renameat(dfd, tmp_m, dfd, MG_MANIFEST_NAME) != 0 ||
-        renameat(dfd, tmp_s, dfd, MG_MANIFEST_NAME ".sig") != 0) {
+    staged m = {.fd = -1}, g = {.fd = -1};
+    if (!stage(dfd, MG_MANIFEST_NAME, manifest, manifest_len, &m) ||
+        !stage(dfd, MG_MANIFEST_NAME ".sig", sig, sig_len, &g)) {
         int saved = errno;
-        unlinkat(dfd, tmp_m, 0);
-        unlinkat(dfd, tmp_s, 0);
-        return mg_fail(err, MG_E_IO, "cannot publish the manifest: %s", strerror(saved));
+        unstage_cleanup(dfd, &m);
+        unstage_cleanup(dfd, &g);
+        return mg_fail(err, MG_E_IO, "cannot write the new manifest: %s", strerror(saved));
     }
-    if (fsync(dfd) != 0)
-        return mg_fail(err, MG_E_IO, "cannot sync the model directory: %s", strerror(errno));
-    return MG_OK;
+    static const char *const own[] = {
+        MG_MANIFEST_NAME ".sig",   MG_MANIFEST_NAME ".sig.1", MG_MANIFEST_NAME ".sig.2",
+        MG_MANIFEST_NAME ".sig.3", MG_MANIFEST_NAME ".sig.4", MG_MANIFEST_NAME ".sig.5",
+        MG_MANIFEST_NAME ".sig.6", MG_MANIFEST_NAME ".sig.7", MG_MANIFEST_NAME ".sig.8",
+        MG_MANIFEST_NAME ".sig.9", MG_MANIFEST_NAME ".minisig", MG_MANIFEST_NAME};
+    mg_status s = MG_OK;
+    for (size_t i = 0; s == MG_OK && i < sizeof own / sizeof own[0]; i++) {
+        if (unlinkat(dfd, own[i], 0) != 0 && errno != ENOENT)
+            s = mg_fail(err, MG_E_IO, "cannot remove the old %s: %s", own[i], strerror(errno));
+    }
+    if (s == MG_OK && (unstage(dfd, &m, MG_MANIFEST_NAME) != 0 ||
+                       unstage(dfd, &g, MG_MANIFEST_NAME ".sig") != 0))
+        s = mg_fail(err, MG_E_IO, "cannot publish the manifest: %s", strerror(errno));
+    unstage_cleanup(dfd, &m);
+    unstage_cleanup(dfd, &g);
+    if (s == MG_OK && fsync(dfd) != 0)
+        s = mg_fail(err, MG_E_IO, "cannot sync the model directory: %s", strerror(errno));
+    return s;
 }
 
 mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, uint64_t version,
@@ -547,6 +635,11 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
     mg_status s = load_private_key(key_path, &pkey, &key_file, err);
     if (s != MG_OK)
         return s;
+    s = private_key_protected(key_path, &key_file, err);
+    if (s != MG_OK) {
+        EVP_PKEY_free(pkey);
+        return s;
+    }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         EVP_PKEY_free(pkey);

@@ -951,13 +951,24 @@ static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
     return MG_OK;
 }
 
-/* Record a failed attempt; the failure itself stays the caller's error either way. */
-static void audit_failure(const mg_policy *pol, load_mode mode, const char *model,
-                          const char *source, const mg_error *failure)
+/* Record a failed attempt; the failure keeps its own status, and when its record cannot be
+ * written the message says so (the caller, e.g. the CLI, shows it on stderr). */
+static void audit_failure(const mg_policy *pol, int audit_fd, load_mode mode, const char *model,
+                          const char *source, mg_error *failure)
 {
     mg_error audit_err;
-    if (mg_audit_record(pol, mode_event(mode), model, source, failure, &audit_err) != MG_OK)
+    mg_error_clear(&audit_err);
+    if (mg_audit_record_fd(pol, audit_fd, mode_event(mode), model, source, failure,
+                           &audit_err) == MG_OK)
         return;
+    static const char lost[] = "; the audit record of this rejection was lost: ";
+    char why[200];
+    mg_strlcpy(why, audit_err.message, sizeof why);
+    size_t keep = strlen(failure->message);
+    size_t room = sizeof failure->message - sizeof lost - strlen(why);
+    if (keep > room)
+        keep = room;
+    snprintf(failure->message + keep, sizeof failure->message - keep, "%s%s", lost, why);
 }
 
 static mg_status run(const mg_policy *pol, const char *source, const mg_load_options *opts,
@@ -968,10 +979,18 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     const mg_policy_model *entry = NULL;
     mg_status s = mg_policy_find(pol, source, &entry, err);
     if (s != MG_OK) {
-        audit_failure(pol, mode, NULL, source, err);
+        audit_failure(pol, -1, mode, NULL, source, err);
         return s;
     }
     mg_error_set_model(err, entry->name);
+    /* The audit log is opened first. One that cannot be opened fails the attempt before any
+     * side effect (cache, rollback state; README: order of side effects), while a rejection
+     * found before that point keeps its own status (its record is then reported lost). */
+    int audit_fd = -1;
+    mg_error audit_err;
+    mg_error_clear(&audit_err);
+    bool audit_open = mg_audit_open(pol, &audit_fd, &audit_err) == MG_OK;
+    bool failed_on_audit = false;
 
     loader L;
     memset(&L, 0, sizeof L);
@@ -1039,6 +1058,11 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);
+    if (s == MG_OK && !audit_open) {
+        *err = audit_err;
+        s = err->status;
+        failed_on_audit = true;
+    }
     if (s == MG_OK && mode == MODE_FETCH)
         s = publish_all(pol, m, err);
     if (s == MG_OK && L.have_manifest)
@@ -1047,10 +1071,14 @@ done:
     if (s != MG_OK)
         mg_error_set_model(err, entry->name);
     if (s == MG_OK) {
-        s = mg_audit_record(pol, mode_event(mode), entry->name, entry->source, NULL, err);
-    } else {
-        audit_failure(pol, mode, entry->name, entry->source, err);
+        s = mg_audit_record_fd(pol, audit_fd, mode_event(mode), entry->name, entry->source,
+                               NULL, err);
+    } else if (!failed_on_audit) {
+        /* (an audit log that could not be opened is itself the failure: nothing to add) */
+        audit_failure(pol, audit_fd, mode, entry->name, entry->source, err);
     }
+    if (audit_fd >= 0)
+        close(audit_fd);
     if (L.dirfd >= 0)
         close(L.dirfd);
     free(L.jobs);

@@ -11,15 +11,17 @@
  * - Every failure of a signature or of the manifest is MG_E_SIGNATURE; caps are MG_E_LIMIT;
  *   an unreadable or corrupt rollback state file is MG_E_IO (fail closed).
  * - Rollback state: state_dir/<model name>.version holds the highest version verified, in
- *   decimal, replaced atomically (temporary file in state_dir, fsync, rename, fsync of the
- *   folder), never lowered. Two processes storing at once may race to the same file; each
- *   write is whole, and the later rename wins.
+ *   decimal. It is compared and replaced under an exclusive flock of state_dir itself, so
+ *   concurrent loads never lower it; the new file is written unnamed (O_TMPFILE), synced,
+ *   linked to ".NAME.version.tmp" and renamed over the old one (a crash between the two can
+ *   leave that one name, which the next store removes under the lock).
  */
+#define _GNU_SOURCE
 #include "manifest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,8 @@
 #include "util/hex.h"
 #include "util/json.h"
 
+/* Longest wait for another process storing a version. */
+#define MG_STATE_LOCK_WAIT_MS 30000u
 #define STATE_FILE_MAX 32 /* "18446744073709551615\n" fits */
 
 bool mg_manifest_is_own_file(const char *path)
@@ -361,13 +365,49 @@ static bool state_name_ok(const char *name)
 
 static int open_state_dir(const struct mg_policy *pol, bool create)
 {
-    int dfd = open(pol->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(pol->state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0 && errno == ENOENT && create) {
         if (mkdir(pol->state_dir, 0700) != 0 && errno != EEXIST)
             return -1;
-        dfd = open(pol->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dfd = open(pol->state_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     return dfd;
+}
+
+/* The version recorded in `file` of the open state_dir `dfd` (0 when there is none). The file
+ * is opened without blocking (a FIFO in its place is refused, not waited on) and must be a
+ * regular file holding decimal digits and a newline. */
+static mg_status read_version_at(int dfd, const char *file, uint64_t *out, mg_error *err)
+{
+    *out = 0;
+    int fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? MG_OK
+                               : mg_fail(err, MG_E_IO, "state_dir: cannot open %.200s: %s", file,
+                                         strerror(errno));
+    char what[240];
+    snprintf(what, sizeof what, "state_dir: %.200s", file);
+    mg_status st = mg_require_regular(fd, what, err);
+    if (st != MG_OK) {
+        close(fd);
+        return st;
+    }
+    char buf[STATE_FILE_MAX + 1];
+    ssize_t n;
+    do {
+        n = read(fd, buf, sizeof buf);
+    } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 1 || n > STATE_FILE_MAX || buf[n - 1] != '\n')
+        return mg_fail(err, MG_E_IO, "state_dir: %.200s is corrupt", file);
+    uint64_t v = 0;
+    for (ssize_t i = 0; i < n - 1; i++) {
+        if (buf[i] < '0' || buf[i] > '9' || !mg_mul_u64(v, 10, &v) ||
+            !mg_add_u64(v, (uint64_t)(buf[i] - '0'), &v))
+            return mg_fail(err, MG_E_IO, "state_dir: %.200s is corrupt", file);
+    }
+    *out = v;
+    return MG_OK;
 }
 
 mg_status mg_manifest_stored_version(const struct mg_policy *pol, const char *name,
@@ -384,26 +424,97 @@ mg_status mg_manifest_stored_version(const struct mg_policy *pol, const char *na
                                : mg_fail(err, MG_E_IO, "state_dir: cannot open: %s", strerror(errno));
     char file[160];
     snprintf(file, sizeof file, "%s.version", name);
-    int fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    int saved = errno;
+    mg_status st = read_version_at(dfd, file, out, err);
     close(dfd);
-    if (fd < 0)
-        return saved == ENOENT ? MG_OK
-                               : mg_fail(err, MG_E_IO, "state_dir: cannot open %.200s: %s", file,
-                                         strerror(saved));
-    char buf[STATE_FILE_MAX + 1];
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    if (n <= 1 || n > STATE_FILE_MAX || buf[n - 1] != '\n')
-        return mg_fail(err, MG_E_IO, "state_dir: %.200s is corrupt", file);
-    uint64_t v = 0;
-    for (ssize_t i = 0; i < n - 1; i++) {
-        if (buf[i] < '0' || buf[i] > '9' || !mg_mul_u64(v, 10, &v) ||
-            !mg_add_u64(v, (uint64_t)(buf[i] - '0'), &v))
-            return mg_fail(err, MG_E_IO, "state_dir: %.200s is corrupt", file);
+    return st;
+}
+
+/* Is `d` the name a crashed writer of `file` may have left: ".FILE.tmp" (this version) or
+ * ".FILE.<16 hex>.tmp" (earlier versions)? */
+static bool is_stale_temp(const char *d, const char *file)
+{
+    size_t fl = strlen(file);
+    if (d[0] != '.' || strncmp(d + 1, file, fl) != 0)
+        return false;
+    const char *rest = d + 1 + fl;
+    if (strcmp(rest, ".tmp") == 0)
+        return true;
+    if (strlen(rest) != 1 + 16 + 4 || rest[0] != '.' || strcmp(rest + 17, ".tmp") != 0)
+        return false;
+    for (size_t i = 1; i <= 16; i++) {
+        char c = rest[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
     }
-    *out = v;
-    return MG_OK;
+    return true;
+}
+
+/* Under the state_dir lock: no writer is active, so any temporary name of `file` is left by a
+ * crash and is removed. */
+static void remove_stale_temps(int dfd, const char *file)
+{
+    int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (d == NULL) {
+        if (lfd >= 0)
+            close(lfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (is_stale_temp(e->d_name, file))
+            (void)unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
+/* The new state file as an unnamed file in `dfd`, written and synced; -1 with errno. Where the
+ * file system has no O_TMPFILE, a named ".FILE.tmp" (which a crash may leave, and the next
+ * store removes). `named` tells which. */
+static int write_state_file(int dfd, const char *file, const char *text, size_t len,
+                            bool *named)
+{
+    *named = false;
+    int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        char tmp[200];
+        snprintf(tmp, sizeof tmp, ".%s.tmp", file);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        *named = fd >= 0;
+    }
+    if (fd < 0)
+        return -1;
+    if (!mg_write_all(fd, text, len) || fsync(fd) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Give the written state file the name `file`: linked straight to it when there is none yet,
+ * else linked to ".FILE.tmp" and renamed over it (atomic for readers). */
+static int publish_state_file(int fd, bool named, int dfd, const char *file)
+{
+    char tmp[200];
+    snprintf(tmp, sizeof tmp, ".%s.tmp", file);
+    if (!named) {
+        if (mg_link_unnamed(fd, dfd, file) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+        (void)unlinkat(dfd, tmp, 0);
+        if (mg_link_unnamed(fd, dfd, tmp) != 0)
+            return -1;
+    }
+    if (renameat(dfd, tmp, dfd, file) != 0) {
+        int saved = errno;
+        (void)unlinkat(dfd, tmp, 0);
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }
 
 mg_status mg_manifest_store_version(const struct mg_policy *pol, const mg_policy_model *entry,
@@ -411,41 +522,39 @@ mg_status mg_manifest_store_version(const struct mg_policy *pol, const mg_policy
 {
     if (pol->state_dir == NULL)
         return MG_OK;
-    uint64_t stored;
-    mg_status st = mg_manifest_stored_version(pol, entry->name, &stored, err);
-    if (st != MG_OK)
-        return st;
-    if (version <= stored)
-        return MG_OK;
+    if (!state_name_ok(entry->name))
+        return mg_fail(err, MG_E_POLICY, "model name unusable as a state file name");
     int dfd = open_state_dir(pol, true);
     if (dfd < 0)
         return mg_fail(err, MG_E_IO, "state_dir: cannot open: %s", strerror(errno));
-    char file[160], tmp[200], text[STATE_FILE_MAX];
-    uint8_t rnd[8];
-    char rnd_hex[17];
-    if (RAND_bytes(rnd, sizeof rnd) != 1) {
-        close(dfd);
-        return mg_fail(err, MG_E_LIMIT, "no randomness for a temporary file name");
-    }
-    mg_hex_encode(rnd, sizeof rnd, rnd_hex);
-    snprintf(file, sizeof file, "%s.version", entry->name);
-    snprintf(tmp, sizeof tmp, ".%s.%s.tmp", file, rnd_hex);
-    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)version);
-    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    /* Compare and replace under an exclusive lock of the folder itself, so that two loads of
+     * different versions can never leave the lower one (no lock file to leave behind). */
+    if (mg_lock_fd(dfd, MG_STATE_LOCK_WAIT_MS) != 0) {
         int saved = errno;
         close(dfd);
-        return mg_fail(err, MG_E_IO, "state_dir: cannot create a temporary file: %s",
-                       strerror(saved));
+        return mg_fail(err, MG_E_IO, "state_dir: cannot lock: %s",
+                       saved == EWOULDBLOCK ? "held by another process" : strerror(saved));
     }
-    bool ok = mg_write_all(fd, text, (size_t)n) && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    ok = ok && renameat(dfd, tmp, dfd, file) == 0;
+    char file[160], text[STATE_FILE_MAX];
+    snprintf(file, sizeof file, "%s.version", entry->name);
+    remove_stale_temps(dfd, file);
+    uint64_t stored;
+    mg_status st = read_version_at(dfd, file, &stored, err);
+    if (st != MG_OK || version <= stored) {
+        close(dfd); /* releases the lock */
+        return st;
+    }
+    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)version);
+    bool named;
+    int fd = write_state_file(dfd, file, text, (size_t)n, &named);
+    bool ok = fd >= 0 && publish_state_file(fd, named, dfd, file) == 0;
     int saved = errno;
-    if (!ok)
-        unlinkat(dfd, tmp, 0);
-    else
+    if (fd >= 0)
+        close(fd);
+    if (ok)
         fsync(dfd);
+    else if (named)
+        remove_stale_temps(dfd, file);
     close(dfd);
     if (!ok)
         return mg_fail(err, MG_E_IO, "state_dir: cannot write %.200s: %s", file, strerror(saved));

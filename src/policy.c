@@ -105,6 +105,141 @@ static mg_status read_protected(const char *abs_path, const char *what, size_t c
     return s;
 }
 
+/*
+ * Owner and mode of the other files the library writes or trusts, checked at load like the
+ * policy and keys: state_dir (the rollback anchor), the audit log and its folder, ca_file and
+ * its folder. `fd` is open on the object; `path` and `what` name it in the problem.
+ */
+static bool protected_ok(problems *pr, const char *key, int fd, const char *what,
+                         const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        problem(pr, key, "cannot stat %s %.300s: %s", what, path, strerror(errno));
+        return false;
+    }
+    if (!owner_ok(&st)) {
+        problem(pr, key, "%s %.300s is owned by uid %u, not root or the running user", what,
+                path, (unsigned)st.st_uid);
+        return false;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        problem(pr, key, "%s %.300s is writable by group or others (mode %03o)", what, path,
+                (unsigned)(st.st_mode & 0777));
+        return false;
+    }
+    return true;
+}
+
+/* The folder that holds `path` (absolute, normalised), opened without symlinks; -1 with
+ * errno. The folder's name goes to `dir`. */
+static int open_parent(const char *path, char *dir, size_t cap)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    while (n > 0 && path[n - 1] != '/')
+        n--;
+    if (n > 1)
+        n--; /* drop the separator, keep "/" for the root */
+    if (n == 0 || n >= cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return mg_open_nofollow(dir, O_RDONLY | O_DIRECTORY | O_NONBLOCK, NULL);
+}
+
+static void open_problem(problems *pr, const char *key, const char *what, const char *path,
+                         int e)
+{
+    if (e == ELOOP || e == ENOTDIR)
+        problem(pr, key, "%s %.300s: a symlink or a non-folder is on its path (refused)", what,
+                path);
+    else if (e == ENOENT)
+        problem(pr, key, "%s %.300s does not exist", what, path);
+    else
+        problem(pr, key, "cannot open %s %.300s: %s", what, path, strerror(e));
+}
+
+static void check_state_dir(problems *pr, const char *path)
+{
+    int fd = mg_open_nofollow(path, O_RDONLY | O_DIRECTORY | O_NONBLOCK, NULL);
+    if (fd >= 0) {
+        (void)protected_ok(pr, "$.state_dir", fd, "state_dir", path);
+        close(fd);
+        return;
+    }
+    int e = errno;
+    if (e != ENOENT) {
+        struct stat st;
+        if (e == ENOTDIR && lstat(path, &st) == 0 && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))
+            problem(pr, "$.state_dir", "%.300s is not a folder", path);
+        else
+            open_problem(pr, "$.state_dir", "state_dir", path, e);
+        return;
+    }
+    /* Created on the first store: its folder must exist. */
+    char dir[4096];
+    int pfd = open_parent(path, dir, sizeof dir);
+    if (pfd < 0)
+        open_problem(pr, "$.state_dir", "the folder of state_dir", dir, errno);
+    else
+        close(pfd);
+}
+
+static void check_audit_log(problems *pr, const char *path)
+{
+    char dir[4096];
+    int pfd = open_parent(path, dir, sizeof dir);
+    if (pfd < 0) {
+        open_problem(pr, "$.audit_log", "the folder of audit_log", dir, errno);
+        return;
+    }
+    if (protected_ok(pr, "$.audit_log", pfd, "the folder of audit_log", dir)) {
+        const char *base = path + strlen(dir) + (strcmp(dir, "/") == 0 ? 0 : 1);
+        int fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 && errno != ENOENT)
+            open_problem(pr, "$.audit_log", "audit_log", path, errno);
+        else if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
+            problem(pr, "$.audit_log", "%.300s is not a regular file", path);
+        else if (fd >= 0)
+            (void)protected_ok(pr, "$.audit_log", fd, "audit_log", path);
+        if (fd >= 0)
+            close(fd);
+    }
+    close(pfd);
+}
+
+static void check_ca_file(problems *pr, const char *path)
+{
+    int parent = -1;
+    int fd = mg_open_nofollow(path, O_RDONLY | O_NONBLOCK, &parent);
+    if (fd < 0) {
+        open_problem(pr, "$.ca_file", "ca_file", path, errno);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        problem(pr, "$.ca_file", "%.300s is not a regular file", path);
+    else if (protected_ok(pr, "$.ca_file", fd, "ca_file", path))
+        (void)protected_ok(pr, "$.ca_file", parent, "the folder of ca_file", path);
+    close(fd);
+    close(parent);
+}
+
+static void check_side_files(problems *pr, const mg_policy *pol)
+{
+    if (pol->state_dir != NULL)
+        check_state_dir(pr, pol->state_dir);
+    if (pol->audit_log != NULL)
+        check_audit_log(pr, pol->audit_log);
+    if (pol->ca_file != NULL)
+        check_ca_file(pr, pol->ca_file);
+}
+
 /* ---- parsing ------------------------------------------------------------------------ */
 
 static bool valid_name(const char *s)
@@ -929,6 +1064,7 @@ static mg_status policy_load(const char *path, const char *policy_key, problems 
     }
     parse_policy(pr, pol, data, len);
     free(data);
+    check_side_files(pr, pol);
     if (pr->count > 0) {
         mg_policy_close(pol);
         return MG_E_POLICY;
@@ -1017,6 +1153,9 @@ mg_status mg_policy_find(const mg_policy *pol, const char *source, const mg_poli
         s = mg_source_normalize_path(source, NULL, &canon, &info, &e);
     if (s == MG_OK) {
         for (size_t i = 0; i < pol->model_count; i++) {
+            /* "/m/model.npy/" names a folder: never the single file "/m/model.npy". */
+            if (info.directory && pol->models[i].kind == MG_MODEL_PINNED_FILE)
+                continue;
             if (mg_source_equal(pol->models[i].source, canon)) {
                 *out = &pol->models[i];
                 free(canon);

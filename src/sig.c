@@ -191,6 +191,44 @@ static bool ec_named_curve(EVP_PKEY *pkey, mg_sig_key_type *type)
     return false;
 }
 
+/*
+ * An RSA-PSS key may carry parameters that restrict its hash, mask hash and salt length
+ * (RFC 4055). Verification here is RSA-PSS with SHA-256, MGF1-SHA-256 and the salt length
+ * recovered from the signature, which OpenSSL refuses for any restricted key (even one
+ * restricted to SHA-256): find that out at policy load, by setting up exactly that
+ * verification, instead of failing every signature later.
+ */
+static mg_status rsa_pss_restrictions_ok(EVP_PKEY *pkey, mg_error *err)
+{
+    char md[64] = "", mgf1[64] = "";
+    size_t n;
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_RSA_DIGEST, md, sizeof md, &n) != 1)
+        md[0] = '\0';
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_RSA_MGF1_DIGEST, mgf1, sizeof mgf1,
+                                       &n) != 1)
+        mgf1[0] = '\0';
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    bool ok = mctx != NULL && EVP_DigestVerifyInit(mctx, &pctx, EVP_sha256(), NULL, pkey) == 1 &&
+              EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+              EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
+              EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) == 1;
+    EVP_MD_CTX_free(mctx);
+    ERR_clear_error();
+    if (ok)
+        return MG_OK;
+    int salt = -1;
+    if (EVP_PKEY_get_int_param(pkey, OSSL_PKEY_PARAM_RSA_PSS_SALTLEN, &salt) != 1)
+        salt = -1;
+    ERR_clear_error();
+    return mg_fail(err, MG_E_POLICY,
+                   "public key: RSA-PSS key with parameter restrictions (hash %.40s, MGF1 %.40s, "
+                   "salt length >= %d) refused: modelgate verifies RSA-PSS with SHA-256, "
+                   "MGF1-SHA-256 and any salt length, which such a key forbids for every "
+                   "signature; use an RSA key without PSS restrictions",
+                   md[0] != '\0' ? md : "?", mgf1[0] != '\0' ? mgf1 : "?", salt);
+}
+
 /* Accept only the key types of SPEC §2, with their size rules. */
 static mg_status classify_pkey(EVP_PKEY *pkey, mg_sig_key_type *type, mg_error *err)
 {
@@ -205,6 +243,11 @@ static mg_status classify_pkey(EVP_PKEY *pkey, mg_sig_key_type *type, mg_error *
             return mg_fail(err, MG_E_POLICY,
                            "public key: RSA key of %d bits refused (%d to %d bits accepted)", bits,
                            RSA_MIN_BITS, RSA_MAX_BITS);
+        if (id == EVP_PKEY_RSA_PSS) {
+            mg_status st = rsa_pss_restrictions_ok(pkey, err);
+            if (st != MG_OK)
+                return st;
+        }
         *type = MG_SIG_RSA;
         return MG_OK;
     }

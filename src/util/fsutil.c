@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,4 +159,46 @@ bool mg_write_all(int fd, const void *data, size_t n)
         n -= (size_t)w;
     }
     return true;
+}
+
+int mg_lock_fd(int fd, unsigned timeout_ms)
+{
+    /* Polled rather than blocking: a lock held by a stuck process must not hang a load. */
+    for (unsigned waited = 0;; waited += 10) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK || waited >= timeout_ms)
+            return -1;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+mg_status mg_require_regular(int fd, const char *what, mg_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return mg_fail(err, MG_E_IO, "%s: cannot stat: %s", what, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mg_fail(err, MG_E_IO, "%s is not a regular file%s", what,
+                       S_ISFIFO(st.st_mode) ? " (a FIFO)" : "");
+    /* Opened O_NONBLOCK so that a FIFO could not block the open; back to blocking I/O. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return mg_fail(err, MG_E_IO, "%s: cannot use: %s", what, strerror(errno));
+    return MG_OK;
+}
+
+int mg_link_unnamed(int fd, int dirfd, const char *name)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    /* No /proc: AT_EMPTY_PATH does the same where the caller may use it. */
+    return linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
 }

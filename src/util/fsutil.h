@@ -27,4 +27,16 @@ MG_NODISCARD mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *
 /* write() all `n` bytes, retrying on EINTR and short writes; false on any error. */
 bool mg_write_all(int fd, const void *data, size_t n);
 
+/* Take an exclusive flock on `fd`, waiting at most `timeout_ms`; 0, or -1 with errno set
+ * (EWOULDBLOCK when still held by another process at the end). */
+int mg_lock_fd(int fd, unsigned timeout_ms);
+
+/* MG_E_IO unless `fd` (opened O_NONBLOCK, so that a FIFO could not block the open) is a
+ * regular file; clears O_NONBLOCK on success. `what` names the file in the message. */
+MG_NODISCARD mg_status mg_require_regular(int fd, const char *what, mg_error *err);
+
+/* Give the unnamed (O_TMPFILE) file `fd` the name `name` in `dirfd`; 0, or -1 with errno
+ * (EEXIST when the name is taken: linkat never replaces). */
+int mg_link_unnamed(int fd, int dirfd, const char *name);
+
 #endif

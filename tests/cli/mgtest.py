@@ -47,8 +47,9 @@ def digest_file(path, alg="sha256"):
     return h.hexdigest()
 
 
-def run_bin(*args, env=None, input=None, timeout=300):
-    """Run the modelgate binary; returns CompletedProcess with bytes stdout, str stderr."""
+def run_bin(*args, env=None, input=None, timeout=300, preexec_fn=None):
+    """Run the modelgate binary; returns CompletedProcess with bytes stdout, str stderr.
+    `preexec_fn` runs in the child before exec (e.g. to set a resource limit)."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -56,7 +57,8 @@ def run_bin(*args, env=None, input=None, timeout=300):
     if VALGRIND:
         cmd = VALGRIND_CMD + cmd
         timeout *= 20
-    p = subprocess.run(cmd, capture_output=True, env=full_env, input=input, timeout=timeout)
+    p = subprocess.run(cmd, capture_output=True, env=full_env, input=input, timeout=timeout,
+                       preexec_fn=preexec_fn)
     if VALGRIND and p.returncode == 99:
         raise AssertionError("valgrind reported errors for %r:\n%s" % (args, p.stderr.decode("utf-8", "replace")))
     p.stderr = p.stderr.decode("utf-8", "replace")

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import struct
 import threading
@@ -297,9 +298,22 @@ class ExitCodes(mgtest.TestCase):
     def test_7_audit_log_unwritable_fails_the_load(self):
         path = self.model()
         self.ws.pin_file("tiny", path)
+        # A missing folder is a policy problem now (caught at policy load and by `policy
+        # check`); a log that cannot be written at load time is an I/O error.
         self.ws.extra["audit_log"] = self.ws.path("no-such-dir", "audit.jsonl")
         self.ws.write_policy()
         r = self.ws.run("inspect", "tiny")
+        self.assertExit(r, POLICY)
+        self.assertIn("audit_log", r.stderr)
+        os.mkdir(self.ws.path("no-such-dir"))
+        os.mkdir(self.ws.path("no-such-dir", "audit.jsonl"))  # a folder: the open fails
+        r = self.ws.run("inspect", "tiny")
+        self.assertExit(r, POLICY)
+        os.rmdir(self.ws.path("no-such-dir", "audit.jsonl"))
+        with open(self.ws.path("no-such-dir", "audit.jsonl"), "wb") as f:
+            f.write(b"x" * 8192)
+        r = mgtest.run_bin("inspect", "-p", self.ws.policy_path, "tiny",
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)))
         self.assertExit(r, IO)
         self.assertIn("audit", r.stderr)
 

@@ -31,6 +31,7 @@ Routes (NAME is a file below --root; every response closes the connection):
                             WWW-Authenticate: Bearer realm="https://127.0.0.1:PORT/token",...
     /token?service=&scope=  {"token": "mg-good-token"} if the request carries Basic auth of
                             mguser:mgpass, else 401 (the registry token flow's endpoint)
+    /bigheader/N            200 with one response header line of N bytes (N <= 4 MiB), body "x"
     anything else           404
 
 Every request's Authorization header (or null) is recorded with its host and path in
@@ -166,6 +167,9 @@ class Handler(BaseHTTPRequestHandler):
             challenge = ('Bearer realm="https://127.0.0.1:%d/token",service="mgtest",'
                          'scope="repository:models/x:pull,push"' % self.server.server_address[1])
             self.send_simple(401, b"token needed\n", [("WWW-Authenticate", challenge)])
+            return
+        if route == "bigheader" and arg.isdigit() and int(arg) <= (4 << 20):
+            self.send_simple(200, b"x", [("X-Big", "a" * int(arg))])
             return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")

@@ -1,4 +1,5 @@
 /* modelgate: verified loading of model weights from trusted sources. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,10 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Under a file-size limit (ulimit -f) a write past it would kill the tool by SIGXFSZ with
+     * no message; ignored, the write fails with EFBIG, which the library reports as an I/O
+     * error (exit 7) like any other. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return MG_E_USAGE;
