@@ -152,7 +152,7 @@ class _Handle:
     """Owns one C object and frees it when the last Python reference is gone. Models, arrays
     and views hold the handle, never the raw pointer, so no memory is released while anything
     can still reach it. `keep` is another handle this one needs alive (a model's policy)."""
-    __slots__ = ("ptr", "_free", "keep", "lock")
+    __slots__ = ("ptr", "_free", "keep", "lock", "__weakref__")
 
     def __init__(self, ptr, free, keep=None):
         self.ptr = ptr
