@@ -27,10 +27,13 @@ def main(source):
         print("refused: %s" % e, file=sys.stderr)
         return e.status
     mod = mx.mod.Module(symbol=sym, data_names=["data"], label_names=None, context=mx.cpu())
-    data_shape = arg_params[sorted(arg_params)[0]].shape[1:]
-    mod.bind(for_training=False, data_shapes=[("data", (1,) + tuple(data_shape))])
+    # The first layer's weight is (outputs, inputs): one sample of `inputs` values.
+    first = next(v for k, v in sorted(arg_params.items()) if k.endswith("_weight"))
+    data_shape = first.shape[1:]
+    mod.bind(for_training=False, data_shapes=[("data", (1,) + tuple(data_shape))],
+             label_shapes=mod._label_shapes)
     mod.set_params(arg_params, aux_params, allow_missing=True)
-    # Gluon: net = mgmx.symbol_block(source, ["data"])
+    # Gluon instead: net = mgmx.symbol_block(source, input_names) (SymbolBlock.imports)
     print(mod.predict(mx.nd.ones((1,) + tuple(data_shape))).asnumpy())
     return 0
 

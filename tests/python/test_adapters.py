@@ -51,6 +51,18 @@ class Lazy(pmgtest.TestCase):
             pymodelgate.mlx.load("m", policy=self.ws.policy_path)
 
 
+class Examples(pmgtest.TestCase):
+    def test_framework_examples_compile(self):
+        """The MLX and MXNet examples cannot run here; they must at least compile (the numpy
+        one runs in test_venv_install)."""
+        import py_compile
+        folder = os.path.join(pmgtest.SOURCE_DIR, "examples", "python")
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".py"))
+        self.assertEqual(names, ["mlx_load.py", "mxnet_checkpoint.py", "numpy_load.py"])
+        for n in names:
+            py_compile.compile(os.path.join(folder, n), cfile=self.ws.path(n + "c"), doraise=True)
+
+
 class MLXAdapter(pmgtest.TestCase):
     def setUp(self):
         super().setUp()
