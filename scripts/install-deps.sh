@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what modelgate needs to build and test on Debian 12 (run as root on a fresh
 # machine; a no-op when everything is there). Used by `make check`, `make demo`, `make bench`.
+#   scripts/install-deps.sh          Debian packages only (apt-get)
+#   scripts/install-deps.sh --test   also the npm GGUF reader of the interop test (network)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +12,14 @@ packages=(
   libcmocka-dev
   python3 python3-numpy python3-cryptography python3-pip python3-setuptools python3-venv
   minisign
+  # the OCI registry tests: the CNCF distribution registry and htpasswd for its basic auth
+  docker-registry apache2-utils
+  # the static-link consumer test: what `pkg-config --static --libs modelgate` names
+  libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev libkrb5-dev libldap2-dev
+  libzstd-dev libbrotli-dev libbz2-dev
   clang libclang-rt-14-dev
   valgrind cppcheck clang-tidy
+  mandoc groff-base
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,7 +27,7 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if [ "${1:-}" = --test ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   missing+=(nodejs npm)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,8 +41,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The independent GGUF reader used by the interop test (npm registry package).
-if [ -f tests/gguf-reader/package.json ] && [ ! -d tests/gguf-reader/node_modules ]; then
+# The independent GGUF reader used by the interop test (npm registry package): tests only.
+if [ "${1:-}" = --test ] && [ -f tests/gguf-reader/package.json ] && [ ! -d tests/gguf-reader/node_modules ]; then
   echo "install-deps: npm ci in tests/gguf-reader"
   npm ci --prefix tests/gguf-reader --no-audit --no-fund --loglevel=error
 fi

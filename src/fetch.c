@@ -5,10 +5,15 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "util/base64.h"
+#include "util/json.h"
 
 /* First allocation for a capped download whose length the server did not announce. */
 #define MG_FETCH_INITIAL_BYTES (64u << 10)
@@ -44,7 +49,12 @@ typedef struct transfer {
     _Atomic uint64_t *done;
     const char *url;
     mg_error *err;
+    const mg_fetch_config *cfg;
+    char challenge[1024]; /* WWW-Authenticate of the current hop's answer, if any */
 } transfer;
+
+/* Longest token a registry's token endpoint may answer with (the body is capped too). */
+#define MG_FETCH_MAX_TOKEN_BODY (64u << 10)
 
 /* ---- verified memory that grows as bytes arrive ------------------------------------- */
 
@@ -270,6 +280,178 @@ static bool is_redirect_status(long code)
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
+/* ---- authentication ----------------------------------------------------------------- */
+
+/* Keep the WWW-Authenticate header of the current answer (the first, cut at 1023 bytes). */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    transfer *t = userdata;
+    size_t n = size * nmemb; /* libcurl: size is always 1 */
+    static const char name[] = "www-authenticate:";
+    if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0 &&
+        t->challenge[0] == '\0') {
+        size_t i = sizeof name - 1;
+        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
+            i++;
+        size_t e = n;
+        while (e > i && (ptr[e - 1] == '\r' || ptr[e - 1] == '\n' || ptr[e - 1] == ' '))
+            e--;
+        size_t len = e - i < sizeof t->challenge - 1 ? e - i : sizeof t->challenge - 1;
+        memcpy(t->challenge, ptr + i, len);
+        t->challenge[len] = '\0';
+    }
+    return n;
+}
+
+/* "host" or "host:port" (443 dropped): the key of the credentials file. */
+static void host_key(const url_parts *p, char *out, size_t cap)
+{
+    if (p->port == 443)
+        snprintf(out, cap, "%s", p->host);
+    else
+        snprintf(out, cap, "%s:%lu", p->host, p->port);
+}
+
+/* The headers and client certificate of one hop: credentials only for their own host. */
+static mg_status hop_auth(CURL *h, const mg_fetch_config *cfg, const char *url,
+                          const char *bearer_host, const char *bearer, struct curl_slist **hdrs,
+                          mg_error *err)
+{
+    curl_slist_free_all(*hdrs);
+    *hdrs = NULL;
+    url_parts p;
+    char key[MG_FETCH_HOST_MAX + 8] = "";
+    if (split_url(url, &p))
+        host_key(&p, key, sizeof key);
+    const mg_credential *cr = key[0] != '\0' ? mg_policy_credential(cfg->pol, key) : NULL;
+    char *line = NULL;
+    if (bearer != NULL && bearer_host != NULL && strcmp(bearer_host, key) == 0) {
+        if (asprintf(&line, "Authorization: Bearer %s", bearer) < 0)
+            line = NULL;
+    } else if (cr != NULL && cr->token != NULL) {
+        if (asprintf(&line, "Authorization: Bearer %s", cr->token) < 0)
+            line = NULL;
+    } else if (cr != NULL && cr->username != NULL) {
+        char *pair = NULL;
+        if (asprintf(&pair, "%s:%s", cr->username, cr->password) >= 0) {
+            size_t plen = strlen(pair);
+            char *b64 = malloc(mg_base64_encoded_len(plen) + 1);
+            if (b64 != NULL) {
+                mg_base64_encode((const uint8_t *)pair, plen, b64);
+                if (asprintf(&line, "Authorization: Basic %s", b64) < 0)
+                    line = NULL;
+                explicit_bzero(b64, strlen(b64));
+                free(b64);
+            }
+            explicit_bzero(pair, plen);
+            free(pair);
+        }
+        if (line == NULL)
+            return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    struct curl_slist *l = NULL;
+    if (cfg->accept != NULL && (l = curl_slist_append(l, cfg->accept)) == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    if (line != NULL) {
+        struct curl_slist *l2 = curl_slist_append(l, line);
+        explicit_bzero(line, strlen(line));
+        free(line);
+        if (l2 == NULL) {
+            curl_slist_free_all(l);
+            return mg_fail(err, MG_E_LIMIT, "out of memory");
+        }
+        l = l2;
+    }
+    *hdrs = l;
+    if (curl_easy_setopt(h, CURLOPT_HTTPHEADER, l) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_SSLCERT, cr != NULL ? cr->client_cert : NULL) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_SSLKEY, cr != NULL ? cr->client_key : NULL) != CURLE_OK)
+        return mg_fail(err, MG_E_LIMIT, "libcurl refused the request headers");
+    return MG_OK;
+}
+
+/* One parameter of a Bearer challenge: name="value" (quoted; a comma may be inside). */
+static bool challenge_param(const char *ch, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = ch;
+    while ((p = strcasestr(p, name)) != NULL) {
+        bool start = p == ch || p[-1] == ' ' || p[-1] == ',';
+        if (start && p[nl] == '=' && p[nl + 1] == '"') {
+            const char *v = p + nl + 2;
+            const char *e = strchr(v, '"');
+            if (e == NULL || (size_t)(e - v) >= cap)
+                return false;
+            memcpy(out, v, (size_t)(e - v));
+            out[e - v] = '\0';
+            return true;
+        }
+        p += nl;
+    }
+    return false;
+}
+
+static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
+                       mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                       _Atomic uint64_t *done, bool *found, mg_error *err);
+
+/* The registry token flow for a Bearer challenge: returns a malloc'd token or fails. */
+static mg_status get_token(const mg_fetch_config *cfg, const char *challenge, char **token,
+                           mg_error *err)
+{
+    *token = NULL;
+    char realm[512], service[256] = "", scope[512] = "";
+    if (!challenge_param(challenge, "realm", realm, sizeof realm))
+        return mg_fail(err, MG_E_IO, "the server asks for a bearer token without a usable realm");
+    (void)challenge_param(challenge, "service", service, sizeof service);
+    (void)challenge_param(challenge, "scope", scope, sizeof scope);
+    CURL *h = curl_easy_init();
+    if (h == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory (libcurl handle)");
+    char *es = curl_easy_escape(h, service, 0), *esc = curl_easy_escape(h, scope, 0);
+    char *u = NULL;
+    int n = es != NULL && esc != NULL
+                ? asprintf(&u, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
+                           es, esc)
+                : -1;
+    curl_free(es);
+    curl_free(esc);
+    curl_easy_cleanup(h);
+    if (n < 0)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config tc = {.ca_file = cfg->ca_file, .redirects = MG_REDIRECTS_SAME_HOST, .pol = cfg->pol};
+    mg_region r;
+    uint8_t d[MG_DIGEST_MAX];
+    mg_status s = fetch(&tc, u, MG_FETCH_MAX_TOKEN_BODY, false, MG_SHA256, &r, d, NULL, NULL,
+                        err);
+    free(u);
+    if (s != MG_OK) {
+        char why[MG_ERROR_MESSAGE_MAX];
+        mg_strlcpy(why, err->message, sizeof why);
+        return mg_fail(err, s == MG_E_INTEGRITY ? MG_E_LIMIT : s, "registry token request: %s",
+                       why);
+    }
+    json_t *j = r.len > 0 ? mg_json_parse(r.data, r.len, "token answer", MG_E_IO, err) : NULL;
+    if (r.data != NULL)
+        explicit_bzero(r.data, r.len);
+    mg_region_free(&r);
+    if (j == NULL)
+        return mg_fail(err, MG_E_IO, "registry token request: the answer is not JSON");
+    json_t *t = json_object_get(j, "token");
+    if (!json_is_string(t))
+        t = json_object_get(j, "access_token");
+    const char *tv = json_is_string(t) ? json_string_value(t) : NULL;
+    bool ok = tv != NULL && tv[0] != '\0' && strlen(tv) <= 8192;
+    for (const char *c = tv; ok && *c != '\0'; c++)
+        ok = (unsigned char)*c > 0x20 && (unsigned char)*c < 0x7f;
+    if (ok)
+        *token = mg_strdup(tv);
+    json_decref(j);
+    if (!ok)
+        return mg_fail(err, MG_E_IO, "registry token request: no usable token in the answer");
+    return *token != NULL ? MG_OK : mg_fail(err, MG_E_LIMIT, "out of memory");
+}
+
 /* ---- handle setup ------------------------------------------------------------------------ */
 
 /* The low-speed window: 30 s, or shorter for tests through MODELGATE_TEST_LOW_SPEED_TIME. */
@@ -321,6 +503,8 @@ static mg_status setup_handle(CURL *h, const mg_fetch_config *cfg, transfer *t, 
         SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->cap);
     SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(h, CURLOPT_WRITEDATA, t);
+    SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(h, CURLOPT_HEADERDATA, t);
     return MG_OK;
 }
 
@@ -352,6 +536,18 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
         return mg_fail(t->err, MG_E_INTEGRITY,
                        "%.200s: server announced more than the expected %llu bytes", url,
                        (unsigned long long)t->cap);
+    if ((code == 401 || code == 403) && answered(t, rc)) {
+        url_parts p;
+        char key[MG_FETCH_HOST_MAX + 8] = "?";
+        if (split_url(url, &p))
+            host_key(&p, key, sizeof key);
+        bool have = mg_policy_credential(t->cfg->pol, key) != NULL;
+        return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld: %s", url, code,
+                       code == 403 ? "access denied"
+                       : have      ? "the credentials for this host were refused"
+                                   : "authentication required (no credentials for this host "
+                                     "in the policy's credentials file)");
+    }
     if (code != 0 && code != 200 && answered(t, rc))
         return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
     if (rc == CURLE_PARTIAL_FILE)
@@ -392,7 +588,10 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
         return mg_fail(err, MG_E_LIMIT, "libcurl initialisation failed: %s",
                        curl_easy_strerror(curl_init_result));
 
-    transfer t = {.out = out, .cap = size, .exact = exact, .done = done, .err = err};
+    transfer t = {.out = out, .cap = size, .exact = exact, .done = done, .err = err, .cfg = cfg};
+    struct curl_slist *hdrs = NULL;
+    char *bearer = NULL;            /* from the token flow, for bearer_host only */
+    char bearer_host[MG_FETCH_HOST_MAX + 8] = "";
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
     char *current = mg_strdup(url);
@@ -414,7 +613,11 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
         t.url = current;
         t.refused_body = false;
         t.dropped = 0;
+        t.challenge[0] = '\0';
         errbuf[0] = '\0';
+        st = hop_auth(t.h, cfg, current, bearer_host, bearer, &hdrs, err);
+        if (st != MG_OK)
+            goto finish;
         if (curl_easy_setopt(t.h, CURLOPT_URL, current) != CURLE_OK) {
             st = mg_fail(err, MG_E_LIMIT, "libcurl refused the URL %.200s", current);
             goto finish;
@@ -448,6 +651,27 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
             current = copy;
             continue;
         }
+        if (code == 401 && bearer == NULL && t.failed == MG_OK && !t.started &&
+            answered(&t, rc) && strncasecmp(t.challenge, "Bearer ", 7) == 0) {
+            /* The registry token flow, once; then the request again from the start. */
+            url_parts hp;
+            if (!split_url(current, &hp)) {
+                st = mg_fail(err, MG_E_IO, "%.200s: cannot parse the URL", current);
+                goto finish;
+            }
+            host_key(&hp, bearer_host, sizeof bearer_host);
+            st = get_token(cfg, t.challenge, &bearer, err);
+            if (st != MG_OK)
+                goto finish;
+            free(current);
+            current = mg_strdup(url);
+            if (current == NULL) {
+                st = mg_fail(err, MG_E_LIMIT, "out of memory");
+                goto finish;
+            }
+            hop = -1;
+            continue;
+        }
         if (found != NULL && code == 404 && t.failed == MG_OK && answered(&t, rc)) {
             st = MG_OK; /* absent optional file: *found stays false, *out empty */
             goto finish;
@@ -470,6 +694,11 @@ finish:
         mg_region_free(out);
     if (t.h != NULL)
         curl_easy_cleanup(t.h);
+    curl_slist_free_all(hdrs);
+    if (bearer != NULL) {
+        explicit_bzero(bearer, strlen(bearer));
+        free(bearer);
+    }
     mg_digest_free(t.md);
     free(current);
     return st;

@@ -52,7 +52,23 @@
 typedef struct mg_fetch_config {
     const char *ca_file;    /* PEM bundle from the policy, or NULL for the system store */
     mg_redirects redirects; /* the model's rule (policy.h): same-host (default), none, https */
+    /* Credentials (policy.h, mg_policy_credential): on every hop, those of that hop's exact
+     * host and port only, if any: a bearer token or basic auth as an Authorization header, a
+     * client certificate for mutual TLS. NULL: none. */
+    const mg_policy *pol;
+    const char *accept; /* a whole "Accept: ..." header line, or NULL */
 } mg_fetch_config;
+
+/*
+ * Authentication, on top of the rules above:
+ *   - credentials go only to the host:port they are for; a redirect to another host gets none
+ *     (and a bearer token obtained for one host is sent to that host only);
+ *   - a final 401 with "WWW-Authenticate: Bearer realm=...,service=...,scope=..." runs the
+ *     registry token flow once: GET realm?service=..&scope=.. (https, the realm host's own
+ *     credentials if any, body capped at 64 KiB, {"token"} or {"access_token"}), then the
+ *     request again with that token;
+ *   - 401 and 403 are MG_E_IO with a message naming the host (never a secret).
+ */
 
 /*
  * Download `url` (https only; the caller has already matched it against the policy) into a

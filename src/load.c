@@ -23,6 +23,7 @@
 #include "manifest.h"
 #include "format/mxnet.h"
 #include "model.h"
+#include "oci.h"
 #include "policy.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -254,10 +255,11 @@ static mg_status fetch_job(loader *L, job *j, mg_error *err)
     const mg_pinned_file *pin = j->pin;
     if (read_from_cache(L, j))
         return MG_OK;
-    char *url = remote_url(L->entry, pin->path);
+    char *url = L->entry->kind == MG_MODEL_OCI ? mg_oci_blob_url(L->entry->oci, pin->digest)
+                                               : remote_url(L->entry, pin->path);
     if (url == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
-    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects, .pol = L->pol};
     mg_status s = mg_fetch_region(&cfg, url, pin->has_size ? pin->size : MG_MAX_MODEL_FILE_BYTES,
                                   pin->has_size, pin->alg, &j->file->region, j->file->digest,
                                   &L->done_bytes, err);
@@ -455,7 +457,7 @@ static mg_status fetch_manifest_file(loader *L, const char *name, size_t cap, ui
     char *url = remote_url(L->entry, name);
     if (url == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
-    mg_fetch_config cfg = {L->pol->ca_file, L->entry->redirects};
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects, .pol = L->pol};
     mg_region r;
     uint8_t digest[MG_DIGEST_MAX];
     mg_status s = mg_fetch_region_optional(&cfg, url, cap, false, MG_SHA256, &r, digest, NULL,
@@ -535,6 +537,170 @@ static mg_status load_manifest(loader *L, mg_error *err)
     for (size_t i = 0; i < NSIG; i++)
         free(bufs[i]);
     free(mdata);
+    return s;
+}
+
+/* An OCI artifact: its manifest by digest (the pin), then one expected file per layer. */
+static mg_status load_oci(loader *L, mg_pinned_file **files, size_t *count, mg_error *err)
+{
+    const struct mg_oci_ref *ref = L->entry->oci;
+    char *url = mg_oci_manifest_url(ref);
+    if (url == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects,
+                           .pol = L->pol, .accept = MG_OCI_MANIFEST_ACCEPT};
+    mg_region r;
+    uint8_t digest[MG_DIGEST_MAX];
+    mg_status s = mg_fetch_region(&cfg, url, MG_OCI_MAX_MANIFEST_BYTES, false, MG_SHA256, &r,
+                                  digest, NULL, err);
+    free(url);
+    if (s == MG_E_INTEGRITY) /* over the cap: a cap is a cap */
+        s = mg_fail(err, MG_E_LIMIT, "the OCI manifest is larger than %u bytes",
+                    MG_OCI_MAX_MANIFEST_BYTES);
+    if (s == MG_OK && !mg_digest_equal(digest, ref->digest, 32)) {
+        s = mg_fail(err, MG_E_INTEGRITY, "OCI manifest digest mismatch");
+        mg_strlcpy(err->algorithm, "sha256", sizeof err->algorithm);
+        mg_strlcpy(err->expected, ref->digest_hex, sizeof err->expected);
+        mg_hex_encode(digest, 32, err->actual);
+    }
+    if (s == MG_OK)
+        s = mg_oci_manifest_files(r.data, r.len, files, count, err);
+    mg_region_free(&r);
+    if (s != MG_OK)
+        mg_error_set_file(err, "(oci manifest)");
+    return s;
+}
+
+/* A small layer of an OCI artifact (the manifest.json or a signature file), fetched by digest
+ * with its exact size and checked against the layer's digest. */
+static mg_status oci_small_layer(loader *L, const mg_pinned_file *f, size_t cap, uint8_t **data,
+                                 size_t *len, mg_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    if (f->size > cap) {
+        mg_error_set_file(err, f->path);
+        return mg_fail(err, MG_E_LIMIT, "larger than %zu bytes", cap);
+    }
+    char *url = mg_oci_blob_url(L->entry->oci, f->digest);
+    if (url == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects,
+                           .pol = L->pol};
+    mg_region r;
+    uint8_t digest[MG_DIGEST_MAX];
+    mg_status s = mg_fetch_region(&cfg, url, f->size, true, MG_SHA256, &r, digest, NULL, err);
+    free(url);
+    if (s == MG_OK && !mg_digest_equal(digest, f->digest, 32))
+        s = mg_fail(err, MG_E_INTEGRITY, "sha256 mismatch");
+    if (s == MG_OK) {
+        *data = malloc(r.len + 1);
+        if (*data == NULL) {
+            s = mg_fail(err, MG_E_LIMIT, "out of memory");
+        } else {
+            if (r.len > 0)
+                memcpy(*data, r.data, r.len);
+            *len = r.len;
+        }
+    }
+    mg_region_free(&r);
+    if (s != MG_OK)
+        mg_error_set_file(err, f->path);
+    return s;
+}
+
+/*
+ * An OCI artifact whose policy entry also requires a signed manifest: manifest.json and its
+ * signature files are layers; the manifest is verified (keys, threshold, name, expiry,
+ * rollback) exactly as for a directory, and must list exactly the other layers, with their
+ * sha256 digests (and sizes). The manifest's own layers are then dropped from the expected
+ * files. `files` (sorted by path) is compacted in place; `*count` updated.
+ */
+static mg_status load_oci_signed(loader *L, mg_pinned_file *files, size_t *count, mg_error *err)
+{
+    static const char *const sig_names[] = {
+        "manifest.json.sig",   "manifest.json.sig.1", "manifest.json.sig.2",
+        "manifest.json.sig.3", "manifest.json.sig.4", "manifest.json.sig.5",
+        "manifest.json.sig.6", "manifest.json.sig.7", "manifest.json.sig.8",
+        "manifest.json.sig.9", "manifest.json.minisig"};
+    enum { NSIG = sizeof sig_names / sizeof sig_names[0] };
+    const mg_pinned_file *man = NULL;
+    const mg_pinned_file *sigf[NSIG] = {0};
+    for (size_t i = 0; i < *count; i++) {
+        if (strcmp(files[i].path, MG_MANIFEST_NAME) == 0)
+            man = &files[i];
+        for (size_t k = 0; k < NSIG; k++)
+            if (strcmp(files[i].path, sig_names[k]) == 0)
+                sigf[k] = &files[i];
+    }
+    if (man == NULL) {
+        mg_error_set_file(err, MG_MANIFEST_NAME);
+        return mg_fail(err, MG_E_SIGNATURE, "the policy requires a signed manifest and the "
+                       "artifact has no manifest.json layer");
+    }
+    uint8_t *mdata = NULL, *bufs[NSIG] = {0};
+    size_t mlen = 0, nsigs = 0;
+    mg_sig_input sigs[NSIG];
+    mg_status s = oci_small_layer(L, man, MG_MAX_MANIFEST_BYTES, &mdata, &mlen, err);
+    for (size_t k = 0; s == MG_OK && k < NSIG; k++) {
+        if (sigf[k] == NULL)
+            continue;
+        size_t len;
+        s = oci_small_layer(L, sigf[k], MG_MAX_SIGNATURE_BYTES, &bufs[k], &len, err);
+        if (s == MG_OK) {
+            sigs[nsigs].filename = sig_names[k];
+            sigs[nsigs].minisig = k == NSIG - 1;
+            sigs[nsigs].data = bufs[k];
+            sigs[nsigs].len = len;
+            nsigs++;
+        }
+    }
+    if (s == MG_OK) {
+        s = mg_manifest_verify(L->pol, L->entry, mdata, mlen, sigs, nsigs, &L->manifest, err);
+        if (s == MG_OK)
+            L->have_manifest = true;
+        else
+            mg_error_set_file(err, MG_MANIFEST_NAME);
+    }
+    for (size_t k = 0; k < NSIG; k++)
+        free(bufs[k]);
+    free(mdata);
+    if (s != MG_OK)
+        return s;
+    /* Drop the manifest's own layers; the rest must be exactly what the manifest lists. */
+    size_t n = 0;
+    for (size_t i = 0; i < *count; i++) {
+        if (mg_manifest_is_own_file(files[i].path))
+            free(files[i].path);
+        else
+            files[n++] = files[i];
+    }
+    *count = n;
+    const mg_manifest *mf = &L->manifest;
+    size_t i = 0, j = 0;
+    while (s == MG_OK && (i < n || j < mf->file_count)) {
+        int c = i >= n ? 1 : j >= mf->file_count ? -1 : strcmp(files[i].path, mf->files[j].path);
+        if (c < 0) {
+            s = mg_fail(err, MG_E_INTEGRITY, "a layer the signed manifest does not list");
+            mg_error_set_file(err, files[i].path);
+        } else if (c > 0) {
+            s = mg_fail(err, MG_E_INTEGRITY, "listed in the signed manifest but not a layer");
+            mg_error_set_file(err, mf->files[j].path);
+        } else {
+            const mg_pinned_file *a = &files[i], *b = &mf->files[j];
+            if (b->alg != MG_SHA256)
+                s = mg_fail(err, MG_E_SIGNATURE, "a manifest for an OCI artifact must use "
+                            "sha256 (the registry's digests)");
+            else if (!mg_digest_equal(a->digest, b->digest, 32) ||
+                     (b->has_size && b->size != a->size))
+                s = mg_fail(err, MG_E_INTEGRITY, "the layer's digest or size differs from the "
+                            "signed manifest");
+            if (s != MG_OK)
+                mg_error_set_file(err, a->path);
+            i++;
+            j++;
+        }
+    }
     return s;
 }
 
@@ -817,6 +983,13 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     }
     if (entry->kind == MG_MODEL_MANIFEST) {
         s = load_manifest(&L, err);
+    } else if (entry->kind == MG_MODEL_OCI) {
+        size_t n = 0;
+        s = load_oci(&L, &sorted, &n, err);
+        if (s == MG_OK && entry->key_count > 0)
+            s = load_oci_signed(&L, sorted, &n, err);
+        L.expected = sorted;
+        L.expected_count = n;
     } else {
         sorted = mg_calloc(entry->file_count, sizeof *sorted);
         if (sorted == NULL) {
@@ -854,6 +1027,10 @@ done:
     if (L.dirfd >= 0)
         close(L.dirfd);
     free(L.jobs);
+    if (entry->kind == MG_MODEL_OCI && sorted != NULL) {
+        for (size_t i = 0; i < L.expected_count; i++)
+            free(sorted[i].path);
+    }
     free(sorted);
     if (L.have_manifest || L.manifest.files != NULL)
         mg_manifest_free(&L.manifest);

@@ -458,7 +458,7 @@ static mg_status verify_manifest(const struct mg_policy *pol, const mg_policy_mo
                                  const uint8_t *data, size_t len, const mg_sig_input *sigs,
                                  size_t sig_count, mg_manifest *out, mg_error *err)
 {
-    if (entry->kind != MG_MODEL_MANIFEST || entry->key_count == 0)
+    if ((entry->kind != MG_MODEL_MANIFEST && entry->kind != MG_MODEL_OCI) || entry->key_count == 0)
         return mg_fail(err, MG_E_POLICY, "the model has no manifest keys in the policy");
     if (len > MG_MAX_MANIFEST_BYTES) {
         mg_error_set_file(err, MG_MANIFEST_NAME);

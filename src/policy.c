@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "oci.h"
 #include "source.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -307,9 +308,37 @@ static void parse_source(problems *pr, const char *path, const mg_policy *pol, j
         problem(pr, path, "wildcards ('*', '?') are not allowed: sources are exact");
         return;
     }
+    if (mg_oci_is_ref(s)) {
+        mg_oci_ref *ref = mg_calloc(1, sizeof *ref);
+        if (ref == NULL) {
+            problem(pr, path, "out of memory");
+            return;
+        }
+        if (mg_oci_parse_ref(s, ref, &e) != MG_OK) {
+            problem(pr, path, "%s", e.message);
+            free(ref);
+            return;
+        }
+        if (!ref->has_digest) {
+            problem(pr, path, "a tag is not a pin: name the manifest digest "
+                    "(oci://HOST/REPO@sha256:...; `modelgate policy pin` resolves a tag once)");
+            free(ref);
+            return;
+        }
+        m->source = mg_oci_canonical(ref);
+        if (m->source == NULL) {
+            problem(pr, path, "out of memory");
+            free(ref);
+            return;
+        }
+        m->oci = ref;
+        m->remote = true;
+        m->directory = false;
+        return;
+    }
     if (mg_source_is_url(s)) {
         if (strncasecmp(s, "https://", 8) != 0) {
-            problem(pr, path, "only https:// URLs are allowed");
+            problem(pr, path, "only https:// URLs (and oci:// references) are allowed");
             return;
         }
         if (mg_source_normalize_url(s, &m->source, &info, &e) != MG_OK) {
@@ -485,7 +514,21 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     json_t *files = json_object_get(v, "files");
     json_t *manifest = json_object_get(v, "manifest");
     int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0);
-    if (kinds != 1) {
+    if (m->oci != NULL) {
+        /* The manifest digest in the source is the pin; the files are its layers. A
+         * "manifest" (keys, threshold) also requires a signed modelgate manifest among them. */
+        m->kind = MG_MODEL_OCI;
+        if (pinned || files != NULL) {
+            problem(pr, path, "an oci:// source is pinned by its manifest digest: it takes no "
+                    "\"sha256\"/\"sha512\" or \"files\" (a \"manifest\" may be required on "
+                    "top)");
+            ok = false;
+        } else if (manifest != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.manifest", path);
+            parse_manifest_entry(pr, sub, pol, manifest, m);
+            m->kind = MG_MODEL_OCI;
+        }
+    } else if (kinds != 1) {
         problem(pr, path, "needs exactly one of \"sha256\"/\"sha512\", \"files\" and \"manifest\"");
         ok = false;
     } else if (pinned) {
@@ -514,11 +557,15 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         snprintf(sub, sizeof sub, "%.300s.manifest", path);
         parse_manifest_entry(pr, sub, pol, manifest, m);
     }
-    if (!pinned && json_object_get(v, "size") != NULL) {
+    if (!pinned && m->oci == NULL && json_object_get(v, "size") != NULL) {
         snprintf(sub, sizeof sub, "%.300s.size", path);
         problem(pr, sub, "only a single pinned file has a size here");
     }
-    if (kinds == 1 && !pinned && m->source != NULL && !m->directory) {
+    if (m->oci != NULL && json_object_get(v, "size") != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.size", path);
+        problem(pr, sub, "an oci:// source takes no size (the manifest gives each layer's)");
+    }
+    if (kinds == 1 && !pinned && m->oci == NULL && m->source != NULL && !m->directory) {
         snprintf(sub, sizeof sub, "%.300s.source", path);
         problem(pr, sub, "a \"files\" or \"manifest\" model is a directory: end the source in '/'");
         ok = false;
@@ -558,6 +605,7 @@ static void model_free(mg_policy_model *m)
         free(m->files[i].path);
     free(m->files);
     free(m->keys);
+    free(m->oci);
 }
 
 void mg_policy_close(mg_policy *pol)
@@ -578,7 +626,161 @@ void mg_policy_close(mg_policy *pol)
     free(pol->state_dir);
     free(pol->cache_dir);
     free(pol->ca_file);
+    free(pol->credentials_file);
+    for (size_t i = 0; i < pol->cred_count; i++) {
+        mg_credential *c = &pol->creds[i];
+        free(c->host);
+        free(c->username);
+        if (c->password != NULL)
+            explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+        if (c->token != NULL)
+            explicit_bzero(c->token, strlen(c->token));
+        free(c->token);
+        free(c->client_cert);
+        free(c->client_key);
+    }
+    free(pol->creds);
     free(pol);
+}
+
+/* ---- credentials -------------------------------------------------------------------- */
+
+/* A credential string: printable ASCII without spaces' neighbours that could split a header
+ * (no control characters at all), at most 8 KiB. */
+static bool cred_text_ok(const json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 8192)
+        return false;
+    const char *s = json_string_value(v);
+    for (size_t i = 0; i < json_string_length(v); i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The credentials file: {"hosts": {"HOST[:PORT]": ONE OF {"username","password"} | {"token"}
+ * | {"client_cert","client_key"}}}, protected like a key file (owner, mode, no symlink).
+ * Problems name the JSON path inside that file, never a secret.
+ */
+static void load_credentials(problems *pr, mg_policy *pol)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    mg_error e;
+    mg_error_clear(&e);
+    if (read_protected(pol->credentials_file, "credentials file", MG_MAX_KEY_FILE_BYTES, &data,
+                       &len, &e) != MG_OK) {
+        problem(pr, "$.credentials", "%s", e.message);
+        return;
+    }
+    json_t *root = mg_json_parse(data, len, "credentials file", MG_E_POLICY, &e);
+    explicit_bzero(data, len);
+    free(data);
+    if (root == NULL) {
+        problem(pr, "$.credentials", "%s", e.message);
+        return;
+    }
+    json_t *hosts = json_object_get(root, "hosts");
+    if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_object(hosts)) {
+        problem(pr, "$.credentials", "the credentials file must be {\"hosts\": {...}}");
+        json_decref(root);
+        return;
+    }
+    pol->creds = mg_calloc(json_object_size(hosts) ? json_object_size(hosts) : 1,
+                           sizeof *pol->creds);
+    if (pol->creds == NULL) {
+        problem(pr, "$.credentials", "out of memory");
+        json_decref(root);
+        return;
+    }
+    const char *host;
+    json_t *c;
+    json_object_foreach(hosts, host, c) {
+        char where[400];
+        snprintf(where, sizeof where, "$.credentials: hosts[\"%.200s\"]", host);
+        char canon[MG_OCI_HOST_MAX];
+        mg_oci_ref probe;
+        char ref[MG_OCI_HOST_MAX + 32];
+        /* the host grammar of an oci:// reference, reused */
+        snprintf(ref, sizeof ref, "oci://%s/x:t", host);
+        if (strlen(host) >= MG_OCI_HOST_MAX || mg_oci_parse_ref(ref, &probe, &e) != MG_OK) {
+            problem(pr, where, "not a HOST or HOST:PORT");
+            continue;
+        }
+        mg_strlcpy(canon, probe.host, sizeof canon);
+        json_t *user = json_object_get(c, "username"), *pass = json_object_get(c, "password");
+        json_t *tok = json_object_get(c, "token");
+        json_t *cert = json_object_get(c, "client_cert"), *key = json_object_get(c, "client_key");
+        int forms = (user != NULL || pass != NULL) + (tok != NULL) + (cert != NULL || key != NULL);
+        if (!json_is_object(c) || forms != 1 ||
+            json_object_size(c) != (size_t)((user != NULL) + (pass != NULL) + (tok != NULL) +
+                                            (cert != NULL) + (key != NULL))) {
+            problem(pr, where, "must be exactly one of {\"username\", \"password\"}, "
+                    "{\"token\"}, {\"client_cert\", \"client_key\"}");
+            continue;
+        }
+        if ((user != NULL || pass != NULL) && (!cred_text_ok(user) || !cred_text_ok(pass) ||
+                                               strchr(json_string_value(user), ':') != NULL)) {
+            problem(pr, where, "username and password must be printable ASCII (no ':' in the "
+                    "username)");
+            continue;
+        }
+        if (tok != NULL && !cred_text_ok(tok)) {
+            problem(pr, where, "the token must be printable ASCII");
+            continue;
+        }
+        if ((cert != NULL || key != NULL) &&
+            (!json_is_string(cert) || !json_is_string(key))) {
+            problem(pr, where, "client_cert and client_key must both be paths");
+            continue;
+        }
+        for (size_t i = 0; i < pol->cred_count; i++) {
+            if (strcmp(pol->creds[i].host, canon) == 0)
+                problem(pr, where, "the same host twice");
+        }
+        mg_credential *cr = &pol->creds[pol->cred_count++];
+        cr->host = mg_strdup(canon);
+        if (user != NULL) {
+            cr->username = mg_strdup(json_string_value(user));
+            cr->password = mg_strdup(json_string_value(pass));
+        }
+        if (tok != NULL)
+            cr->token = mg_strdup(json_string_value(tok));
+        if (cert != NULL) {
+            cr->client_cert = resolve_path(pol, json_string_value(cert));
+            cr->client_key = resolve_path(pol, json_string_value(key));
+            /* the key is a secret: protected like the credentials file itself */
+            uint8_t *kd = NULL;
+            size_t kl = 0;
+            if (cr->client_key == NULL || cr->client_cert == NULL) {
+                problem(pr, where, "client_cert or client_key is not a valid path");
+            } else if (read_protected(cr->client_key, "client key", MG_MAX_KEY_FILE_BYTES, &kd,
+                                      &kl, &e) != MG_OK) {
+                problem(pr, where, "%s", e.message);
+            }
+            if (kd != NULL) {
+                explicit_bzero(kd, kl);
+                free(kd);
+            }
+        }
+        if (cr->host == NULL || (user != NULL && (cr->username == NULL || cr->password == NULL)) ||
+            (tok != NULL && cr->token == NULL))
+            problem(pr, where, "out of memory");
+    }
+    json_decref(root);
+}
+
+const mg_credential *mg_policy_credential(const mg_policy *pol, const char *host)
+{
+    for (size_t i = 0; pol != NULL && host != NULL && i < pol->cred_count; i++) {
+        if (pol->creds[i].host != NULL && strcmp(pol->creds[i].host, host) == 0)
+            return &pol->creds[i];
+    }
+    return NULL;
 }
 
 static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size_t len)
@@ -596,7 +798,8 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
         return;
     }
     static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
-                                          "cache_dir", "ca_file", "models", NULL};
+                                          "cache_dir", "ca_file", "credentials", "models",
+                                          NULL};
     check_keys_only(pr, "$", root, allowed);
     json_t *ver = json_object_get(root, "modelgate_policy");
     if (ver == NULL)
@@ -604,9 +807,11 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
     else if (!json_is_integer(ver) || json_integer_value(ver) != 1)
         problem(pr, "$.modelgate_policy", "must be 1");
 
-    static const char *const path_keys[] = {"audit_log", "state_dir", "cache_dir", "ca_file"};
-    char **path_dst[] = {&pol->audit_log, &pol->state_dir, &pol->cache_dir, &pol->ca_file};
-    for (size_t i = 0; i < 4; i++) {
+    static const char *const path_keys[] = {"audit_log", "state_dir", "cache_dir", "ca_file",
+                                            "credentials"};
+    char **path_dst[] = {&pol->audit_log, &pol->state_dir, &pol->cache_dir, &pol->ca_file,
+                         &pol->credentials_file};
+    for (size_t i = 0; i < sizeof path_keys / sizeof path_keys[0]; i++) {
         json_t *v = json_object_get(root, path_keys[i]);
         if (v == NULL)
             continue;
@@ -621,6 +826,8 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
     json_t *keys = json_object_get(root, "keys");
     if (keys != NULL)
         parse_keys(pr, pol, keys);
+    if (pol->credentials_file != NULL)
+        load_credentials(pr, pol);
 
     json_t *models = json_object_get(root, "models");
     if (models == NULL) {
@@ -799,7 +1006,12 @@ mg_status mg_policy_find(const mg_policy *pol, const char *source, const mg_poli
     mg_error e;
     mg_error_clear(&e);
     mg_status s;
-    if (mg_source_is_url(source))
+    if (mg_oci_is_ref(source)) {
+        mg_oci_ref ref;
+        s = mg_oci_parse_ref(source, &ref, &e);
+        if (s == MG_OK && (canon = mg_oci_canonical(&ref)) == NULL)
+            s = mg_fail(&e, MG_E_UNTRUSTED, "an oci:// source is named by its digest");
+    } else if (mg_source_is_url(source))
         s = mg_source_normalize_url(source, &canon, &info, &e);
     else
         s = mg_source_normalize_path(source, NULL, &canon, &info, &e);

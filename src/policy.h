@@ -27,7 +27,8 @@ typedef struct mg_pinned_file {
 typedef enum mg_model_kind {
     MG_MODEL_PINNED_FILE, /* sha256/sha512: a single file */
     MG_MODEL_PINNED_DIR,  /* files: a directory, every file pinned */
-    MG_MODEL_MANIFEST     /* manifest: a directory with a signed manifest */
+    MG_MODEL_MANIFEST,    /* manifest: a directory with a signed manifest */
+    MG_MODEL_OCI          /* oci://HOST/REPO@sha256:...: the files an artifact manifest lists */
 } mg_model_kind;
 
 typedef enum mg_redirects {
@@ -48,7 +49,22 @@ typedef struct mg_policy_model {
     size_t key_count;
     unsigned threshold;
     mg_redirects redirects;
+    struct mg_oci_ref *oci; /* OCI: the parsed reference (oci.h) */
 } mg_policy_model;
+
+/*
+ * Credentials for one host, from the file the policy's "credentials" names (never from the
+ * policy itself). Sent only to that host and port, over TLS, never across a redirect to
+ * another host, never logged.
+ */
+typedef struct mg_credential {
+    char *host;        /* "host" or "host:port" as in the file, lower-case (443 dropped) */
+    char *username;    /* basic auth, with password */
+    char *password;
+    char *token;       /* a bearer token */
+    char *client_cert; /* TLS client certificate and key (absolute paths) */
+    char *client_key;
+} mg_credential;
 
 struct mg_policy {
     char *path; /* absolute path of the policy file */
@@ -61,7 +77,13 @@ struct mg_policy {
     char *state_dir;
     char *cache_dir;
     char *ca_file;
+    char *credentials_file;
+    mg_credential *creds;
+    size_t cred_count;
 };
+
+/* The credentials for `host` ("host[:port]", canonical as in mg_credential), or NULL. */
+const mg_credential *mg_policy_credential(const mg_policy *pol, const char *host);
 
 /* The entry `source` names (a model name, or an exact source after normalisation), or NULL
  * with MG_E_UNTRUSTED. */

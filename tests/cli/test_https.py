@@ -6,6 +6,7 @@ certificate for 127.0.0.1/localhost, one for another host name, an expired one a
 self-signed one. The server counts connections and requests, so refused cases can show that
 nothing was asked for; it stops by itself after 600 s.
 """
+import atexit
 import hashlib
 import json
 import os
@@ -50,6 +51,9 @@ class Server:
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(TLS_DIR, "server.py"), "--dir", self.dir,
              "--root", self.root, "--lifetime", "600", *listeners])
+        # However this process ends (a failed setUpModule included), the server goes with it:
+        # a server left running holds ctest's pipe open until its lifetime ends.
+        atexit.register(self.stop)
         ports = os.path.join(self.dir, "ports.json")
         for _ in range(200):  # at most 20 s
             if os.path.exists(ports) or self.proc.poll() is not None:

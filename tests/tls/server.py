@@ -27,7 +27,15 @@ Routes (NAME is a file below --root; every response closes the connection):
     /status/CODE            that status with a short body
     /gzip/NAME              200, the file gzip-compressed, Content-Encoding: gzip
     /headers                200, the request's header lines as the body
+    /tokenauth/NAME         the file if "Authorization: Bearer mg-good-token", else 401 with
+                            WWW-Authenticate: Bearer realm="https://127.0.0.1:PORT/token",...
+    /token?service=&scope=  {"token": "mg-good-token"} if the request carries Basic auth of
+                            mguser:mgpass, else 401 (the registry token flow's endpoint)
     anything else           404
+
+Every request's Authorization header (or null) is recorded with its host and path in
+count.json under "auth" ([[host, path, authorization], ...], first 200), so tests can see
+where credentials went.
 """
 import argparse
 import gzip
@@ -51,7 +59,8 @@ class Counters:
     def __init__(self, workdir, names):
         self.lock = threading.Lock()
         self.path = os.path.join(workdir, "count.json")
-        self.data = {n: {"connections": 0, "handshake_failures": 0, "requests": 0, "paths": []}
+        self.data = {n: {"connections": 0, "handshake_failures": 0, "requests": 0, "paths": [],
+                         "auth": []}
                      for n in names}
         self.write()
 
@@ -60,6 +69,12 @@ class Counters:
             self.data[name][key] += 1
             if path is not None and len(self.data[name]["paths"]) < MAX_PATHS:
                 self.data[name]["paths"].append(path)
+            self.write()
+
+    def auth(self, name, host, path, value):
+        with self.lock:
+            if len(self.data[name]["auth"]) < MAX_PATHS:
+                self.data[name]["auth"].append([host, path, value])
             self.write()
 
     def snapshot(self):
@@ -105,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_simple(200, self.server.counters.snapshot())
             return
         self.server.counters.bump(self.server.name, "requests", self.path)
+        self.server.counters.auth(self.server.name, self.headers.get("Host"), url.path,
+                                  self.headers.get("Authorization"))
         parts = url.path.split("/", 2)
         route = parts[1] if len(parts) > 1 else ""
         arg = urllib.parse.unquote(parts[2]) if len(parts) > 2 else ""
@@ -136,12 +153,26 @@ class Handler(BaseHTTPRequestHandler):
         if route == "headers":
             self.send_simple(200, str(self.headers).encode("latin-1"))
             return
+        if route == "token":
+            import base64
+            want = "Basic " + base64.b64encode(b"mguser:mgpass").decode()
+            if self.headers.get("Authorization") != want:
+                self.send_simple(401, b"no\n", [("WWW-Authenticate", 'Basic realm="mgtest"')])
+            else:
+                self.send_simple(200, b'{"token": "mg-good-token", "expires_in": 300}',
+                                 [("Content-Type", "application/json")])
+            return
+        if route == "tokenauth" and self.headers.get("Authorization") != "Bearer mg-good-token":
+            challenge = ('Bearer realm="https://127.0.0.1:%d/token",service="mgtest",'
+                         'scope="repository:models/x:pull,push"' % self.server.server_address[1])
+            self.send_simple(401, b"token needed\n", [("WWW-Authenticate", challenge)])
+            return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")
             return
 
         body = self.file_bytes(arg) if arg else None
-        if body is None or route not in ("f", "chunked", "truncated", "stall", "gzip"):
+        if body is None or route not in ("f", "chunked", "truncated", "stall", "gzip", "tokenauth"):
             self.send_simple(404, b"not found\n")
             return
         self.send_response(200)

@@ -81,6 +81,43 @@ static int teardown(void **state)
     return 0;
 }
 
+/* mg_load_options grows by appending fields; `size` says which the caller knows. */
+static void load_options_size(void **state)
+{
+    fixture *f = *state;
+    mg_policy *pol;
+    mg_model *m;
+    mg_error err;
+    assert_int_equal(mg_policy_open(f->policy, NULL, &pol, &err), MG_OK);
+    /* size 0 (a zero-initialised struct) and sizeof both work */
+    mg_load_options zero = {0};
+    assert_int_equal(mg_model_verify(pol, "m", &zero, &m, &err), MG_OK);
+    mg_model_close(m);
+    mg_load_options exact = {.size = sizeof exact, .threads = 2};
+    assert_int_equal(mg_model_verify(pol, "m", &exact, &m, &err), MG_OK);
+    mg_model_close(m);
+    /* a caller built against a newer header: larger struct, unknown fields zero -> fine */
+    struct {
+        mg_load_options base;
+        uint64_t future[4];
+    } newer;
+    memset(&newer, 0, sizeof newer);
+    newer.base.size = sizeof newer;
+    assert_int_equal(mg_model_verify(pol, "m", &newer.base, &m, &err), MG_OK);
+    mg_model_close(m);
+    /* ... but a field this library does not know, set: refused, nothing loaded */
+    newer.future[2] = 1;
+    m = (mg_model *)&newer;
+    assert_int_equal(mg_model_load(pol, "m", &newer.base, &m, &err), MG_E_USAGE);
+    assert_null(m);
+    assert_non_null(strstr(err.message, "does not know"));
+    /* a size too small to hold even `size` is refused */
+    mg_load_options tiny = {.size = 1};
+    assert_int_equal(mg_model_load(pol, "m", &tiny, &m, &err), MG_E_USAGE);
+    assert_null(m);
+    mg_policy_close(pol);
+}
+
 static void load_directory_model(void **state)
 {
     fixture *f = *state;
@@ -300,6 +337,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(load_directory_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(load_options_size, setup, teardown),
         cmocka_unit_test_setup_teardown(all_or_nothing, setup, teardown),
         cmocka_unit_test(tensor_copy_conversions),
         cmocka_unit_test(safetensors_real_tables),

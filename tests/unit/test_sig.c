@@ -150,7 +150,7 @@ static void test_keys_table(void **state)
     char line[1024];
     int rows = 0;
     while (fgets(line, sizeof line, f) != NULL) {
-        char *fields[3];
+        char *fields[3] = {NULL, NULL, NULL};
         assert_int_equal(split_tsv(line, fields, 3), 3);
         mg_sig_key *key = NULL;
         mg_error err;
@@ -266,7 +266,7 @@ static void test_vectors_table(void **state)
     char line[1024];
     int rows = 0, good = 0;
     while (fgets(line, sizeof line, f) != NULL) {
-        char *fl[6];
+        char *fl[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
         assert_int_equal(split_tsv(line, fl, 6), 6);
         mg_sig_key *key;
         mg_error err;

@@ -55,5 +55,7 @@ void mg_cli_progress_end(void);
 /* policy pin for an URL (tools/modelgate/pin_url.c). */
 /* `ca_file` NULL: $SSL_CERT_FILE, else the system store. */
 int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const char *ca_file);
+/* policy pin for an oci:// reference (tools/modelgate/pin_url.c). */
+int mg_cli_pin_oci(const char *name, const char *ref, const char *ca_file, const char *policy_path);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,11 +123,14 @@ static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t
 
 static int policy_pin(int argc, char **argv)
 {
-    const char *name = NULL, *target = NULL, *ca_file = NULL;
+    const char *name = NULL, *target = NULL, *ca_file = NULL, *policy = NULL;
     mg_digest_alg alg = MG_SHA256;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
             name = argv[++i];
+        } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--policy") == 0) &&
+                   i + 1 < argc) {
+            policy = argv[++i]; /* for oci://: its ca_file and credentials */
         } else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc) {
             ca_file = argv[++i];
         } else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) {
@@ -145,6 +149,8 @@ static int policy_pin(int argc, char **argv)
     }
     if (target == NULL)
         return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] [--ca-file PEM] PATH|URL");
+    if (strncasecmp(target, "oci://", 6) == 0)
+        return mg_cli_pin_oci(name, target, ca_file, policy);
     if (strstr(target, "://") != NULL)
         return mg_cli_pin_url(name, alg, target, ca_file);
     char abs[PATH_MAX];
