@@ -272,6 +272,10 @@ class Model(collections.abc.Mapping):
     file_tensors(path) gives one file's. Models come from load(), verify() or fetch() (the
     last two have files and no tensors)."""
 
+    # Identity, not Mapping's element-wise comparison (arrays do not compare to a bool).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
     def __init__(self, handle):
         self._h = handle
         ptr = handle.ptr

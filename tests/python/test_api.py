@@ -144,6 +144,9 @@ class API(pmgtest.TestCase):
                              ("F32", (16, 8), 512, "model.safetensors", 0))
             self.assertEqual(m["step"].shape, ())
             self.assertEqual(m.name, "tiny")
+            self.assertEqual(m, m)
+            self.assertNotEqual(m, self.load())  # identity, never an element-wise compare
+            self.assertEqual(len({m}), 1)
             self.assertTrue(m.source.endswith("tiny-mlp/"))
             files = {f.path: f for f in m.files}
             self.assertEqual(files["config.json"].format, "asset")
