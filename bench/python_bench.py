@@ -24,7 +24,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np

@@ -3,10 +3,8 @@ release it when the last is gone), closed objects, typed errors with their field
 checks, progress, verify/fetch, threads, and random call sequences that must never crash."""
 import gc
 import hashlib
-import io
 import json
 import os
-import random
 import subprocess
 import sys
 import threading

@@ -8,7 +8,7 @@ import os
 import struct
 
 import pmgtest
-from pmgtest import np, pymodelgate
+from pmgtest import np
 
 RAW_TYPES = {"BF16": "<u2", "F8_E4M3": "|u1", "F8_E5M2": "|u1"}
 

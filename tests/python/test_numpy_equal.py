@@ -10,7 +10,7 @@ import os
 import zipfile
 
 import pmgtest
-from pmgtest import np, pymodelgate
+from pmgtest import np
 
 CODES = ["b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8"]
 

@@ -6,7 +6,6 @@ keeps pip's build folders out of the source tree."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
 import pmgtest
