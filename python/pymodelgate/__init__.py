@@ -203,6 +203,8 @@ def _tensor_array(handle, t):
         raise LimitError("tensor has an unknown element type %d" % t.dtype)
     kind, size = _NUMPY_TYPES[t.dtype]
     nbytes = t.nbytes
+    if (nbytes and not t.data) or (t.ndim and not t.shape) or t.ndim > 32:
+        raise LimitError("tensor '%s' is not a valid view" % _str(t.name))
     if t.dtype == _lib.DT_GGML_BLOCK:
         shape = (nbytes,)
     else:
@@ -384,6 +386,8 @@ class Model(collections.abc.Mapping):
         if _lib.mg_model_asset(h.ptr, raw, ctypes.byref(data), ctypes.byref(length),
                                ctypes.byref(err)) != 0:
             raise _error(err)
+        if length.value and not data.value:
+            raise LimitError("asset '%s' has no data" % path)
         return memoryview(_view(h, data.value, (length.value,), "|u1"))
 
     def close(self):
