@@ -10,7 +10,7 @@ packages=(
   build-essential cmake pkg-config
   libssl-dev openssl libjansson-dev libzip-dev libcurl4-openssl-dev zlib1g-dev
   libcmocka-dev
-  python3 python3-numpy python3-cryptography
+  python3 python3-numpy python3-cryptography python3-pip python3-setuptools python3-venv
   minisign
   # the OCI registry tests: the CNCF distribution registry and htpasswd for its basic auth
   docker-registry apache2-utils

@@ -1,0 +1,1 @@
+"""Stand-in for the `mlx` package (see ../README.md): NOT MLX."""
