@@ -9,3 +9,6 @@ mkdir -p "$work"
 chmod 700 "$work"
 /usr/bin/python3 "$top/bench/make_inputs.py" "$work"
 /usr/bin/python3 "$top/bench/bench.py" "$MG" "$work" "$top/bench/RESULTS.md"
+# pymodelgate against hashlib + numpy.load / a pure-Python safetensors reader (issue 12).
+MODELGATE_LIBRARY="$(dirname "$MG")/libmodelgate.so.0" \
+  /usr/bin/python3 "$top/bench/python_bench.py" --out "$top/bench/PYTHON_RESULTS.md"
