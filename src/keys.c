@@ -160,6 +160,8 @@ static mg_status sign_with(EVP_PKEY *pkey, mg_sig_key_type type, const uint8_t *
         md = EVP_sha256();
     else if (type == MG_SIG_ECDSA_P384)
         md = EVP_sha384();
+    else if (type == MG_SIG_ECDSA_P521)
+        md = EVP_sha512();
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
     size_t n = 0;
