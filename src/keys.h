@@ -37,4 +37,16 @@ MG_NODISCARD mg_status mg_sign_dir(const char *key_path, const char *dir, const 
 MG_NODISCARD mg_status mg_sign_buffer(const char *key_path, const uint8_t *msg, size_t len,
                                       uint8_t **sig, size_t *sig_len, mg_error *err);
 
+/*
+ * Sign a model directory as an OpenSSF model-signing (OMS v1.0) bundle in key mode: write
+ * DIR/model.sig (atomically), a Sigstore bundle with publicKey.hint whose DSSE envelope holds
+ * the in-toto statement listing every regular file below DIR (but model.sig and the git files
+ * .git, .gitattributes, .github, .gitignore at the top, which are recorded as ignore_paths)
+ * in the reference signer's order, with SHA-256 per file, or per `shard_size` bytes when
+ * `shard_size` > 0 ("shards"; empty files then have no resource). The key must be ECDSA
+ * P-256/P-384/P-521 (signed with SHA-256/384/512). Errors as mg_sign_dir.
+ */
+MG_NODISCARD mg_status mg_sign_oms(const char *key_path, const char *dir, uint64_t shard_size,
+                                   mg_error *err);
+
 #endif

@@ -514,6 +514,105 @@ class TestResignedKeyMode(OmsCase):
         self.check([("two", OK), ("one-of-two", SIGNATURE), ("second-only", SIGNATURE)])
 
 
+GOLDEN = os.path.join(DATA, "model-transparency", "tests", "_signing", "testdata", "signing",
+                      "TestPayload")
+
+
+class TestSignOms(OmsCase):
+    """`modelgate sign --format oms`, checked by omsref (independent) and the reference's
+    own golden statements."""
+
+    def keypair(self, curve, name):
+        k = ec.generate_private_key(curve)
+        self.ws.write(name + ".key", k.private_bytes(serialization.Encoding.PEM,
+                                                     serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()), 0o600)
+        self.add_key_pem(name, pub_pem(k))
+        return k
+
+    def sign(self, key_name, d, *extra):
+        return mgtest.run_bin("sign", "--format", "oms", "-k", self.ws.path(key_name + ".key"),
+                              *extra, d)
+
+    def test_sign_check_independently_and_verify(self):
+        files = {"a/a": b"1", "a/b": b"2", "a-c": b"3", "a.b": b"4", "big.bin": os.urandom(2500),
+                 "empty": b"", ".git/HEAD": b"ref", ".gitignore": b"*.tmp"}
+        for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()):
+            for shard in (None, 1000):
+                name = "m%d-%s" % (curve.key_size, shard)
+                k = self.keypair(curve, name)
+                d = self.make_model(name, files)
+                r = self.sign(name, d, *(["--shard-size", str(shard)] if shard else []))
+                self.assertExit(r, OK, name)
+                with open(d + "model.sig", "rb") as f:
+                    st = omsref.read_bundle(f.read(), k.public_key())
+                omsref.check_model(st, d)
+                names = [x["name"] for x in st["predicate"]["resources"]]
+                if shard:
+                    self.assertEqual(names, ["a/a:0:1", "a/b:0:1", "a-c:0:1", "a.b:0:1",
+                                             "big.bin:0:1000", "big.bin:1000:2000",
+                                             "big.bin:2000:2500"])
+                    self.assertEqual(st["predicate"]["serialization"]["shard_size"], 1000)
+                else:  # component order, as the reference signer sorts
+                    self.assertEqual(names, ["a/a", "a/b", "a-c", "a.b", "big.bin", "empty"])
+                self.ws.models = []
+                self.add_model(name, d, {"keys": [name]})
+                self.assertExit(self.verify(name), OK, name)
+                with open(d + "big.bin", "r+b") as f:
+                    f.write(b"\0\1")
+                self.assertExit(self.verify(name), 1, name)
+
+    def build_sample(self, name):
+        files = {}
+        for i in range(2):
+            for j in range(3):
+                files["d%d/f%d%d" % (i, i, j)] = b"This is file f%d%d in d%d." % (i, j, i)
+        for i in range(4):
+            files["f%d" % i] = b"This is file f%d in root." % i
+        return self.make_model(name, files)
+
+    def build_deep(self, name):
+        return self.make_model(name, {"d0/d1/d2/d3/d4/f%d" % i: b"This is file f%d." % i
+                                      for i in range(4)})
+
+    def test_same_statement_as_the_reference_signer(self):
+        self.keypair(ec.SECP256R1(), "k")
+        for golden, build, shard in (("sample_model_folder", self.build_sample, None),
+                                     ("sample_model_folder_small_shards", self.build_sample, 8),
+                                     ("deep_model_folder", self.build_deep, None),
+                                     ("deep_model_folder_small_shards", self.build_deep, 8)):
+            with self.subTest(golden=golden):
+                d = build(golden)
+                self.assertExit(self.sign("k", d, *(["--shard-size", "8"] if shard else [])), OK)
+                with open(d + "model.sig", "rb") as f:
+                    b = json.load(f)
+                mine = json.loads(__import__("base64").b64decode(b["dsseEnvelope"]["payload"]))
+                with open(os.path.join(GOLDEN, golden)) as f:
+                    ref = json.load(f)
+                self.assertEqual(mine["predicate"]["resources"], ref["predicate"]["resources"])
+                self.assertEqual(mine["subject"][0]["digest"], ref["subject"][0]["digest"])
+                self.assertEqual(mine["predicateType"], ref["predicateType"])
+
+    def test_sign_usage(self):
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        ed = ed25519.Ed25519PrivateKey.generate()
+        self.ws.write("ed.key", ed.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()), 0o600)
+        d = self.make_model("m", {"a": b"a"})
+        self.assertExit(self.sign("ed", d), mgtest.USAGE)
+        self.assertFalse(os.path.exists(d + "model.sig"))
+        self.keypair(ec.SECP256R1(), "k")
+        self.assertExit(self.sign("k", d, "-V", "2"), mgtest.USAGE)
+        self.assertExit(mgtest.run_bin("sign", "-k", self.ws.path("k.key"), "--shard-size", "8",
+                                       d), mgtest.USAGE)
+        self.assertExit(self.sign("k", d, "--shard-size", "0"), mgtest.USAGE)
+        e = self.make_model("e", {"empty": b""})
+        self.assertExit(self.sign("k", e, "--shard-size", "8"), mgtest.USAGE)
+        os.symlink("a", d + "link")
+        self.assertExit(self.sign("k", d), mgtest.FORMAT)
+
+
 class TestOmsPolicy(OmsCase):
     def test_policy_errors(self):
         k = ec.generate_private_key(ec.SECP256R1())

@@ -19,6 +19,7 @@ static void usage(FILE *out)
           "  hash [-a sha256|sha512] FILE...\n"
           "  keygen [-t ed25519|ecdsa-p256|rsa-3072] -o PREFIX\n"
           "  sign -k KEY [-n NAME] [-V VERSION] [--expires TIME] [-a sha256|sha512] DIR\n"
+          "  sign --format oms -k KEY [--shard-size BYTES] DIR\n"
           "  verify  [-p POLICY] [--json] [-q] SOURCE\n"
           "  inspect [-p POLICY] [--json] [-q] SOURCE\n"
           "  dump    [-p POLICY] [-q] SOURCE TENSOR\n"
