@@ -708,6 +708,17 @@ mg_status mg_oms_verify(const mg_policy *pol, const mg_policy_model *entry, cons
     return s;
 }
 
+mg_status mg_oms_parse_statement_unverified(const uint8_t *payload, size_t len,
+                                            const char *single_name, mg_oms *out, mg_error *err)
+{
+    memset(out, 0, sizeof *out);
+    envelope e;
+    memset(&e, 0, sizeof e);
+    e.payload = (uint8_t *)(uintptr_t)payload;
+    e.payload_len = len;
+    return parse_statement(&e, single_name, out, err);
+}
+
 /* ---- the model folder ----------------------------------------------------------------- */
 
 bool mg_oms_ignored(const mg_oms *o, const char *rel)

@@ -79,4 +79,10 @@ void mg_oms_free(mg_oms *o);
  * malloc'd, NULL when out of memory. */
 uint8_t *mg_oms_pae(const uint8_t *payload, size_t len, size_t *out_len);
 
+/* FOR THE FUZZ HARNESS AND TESTS ONLY (the load path must use mg_oms_verify): the statement
+ * checks of mg_oms_verify on `payload` (the decoded DSSE payload), without any signature. */
+MG_NODISCARD mg_status mg_oms_parse_statement_unverified(const uint8_t *payload, size_t len,
+                                                         const char *single_name, mg_oms *out,
+                                                         mg_error *err);
+
 #endif
