@@ -418,7 +418,7 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
 static bool json_whole(const json_t *v, uint64_t *out)
 {
     if (json_is_integer(v))
-        return mg_json_u64(v, out);
+        return mg_json_u64(v, out) && *out >= 1 && *out <= MAX_SHARD_SIZE;
     if (!json_is_real(v))
         return false;
     double d = json_real_value(v);
