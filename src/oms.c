@@ -32,9 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "digest.h"
+#include "manifest.h"
 #include "shard.h"
 #include "util/base64.h"
 #include "util/fsutil.h"
@@ -57,6 +59,7 @@ void mg_oms_policy_free(mg_oms_policy *p)
     free(p->bundle);
     free(p->ca_pem);
     free(p->identity);
+    free(p->issuer);
     for (size_t i = 0; i < p->ignore_count; i++)
         free(p->ignore[i]);
     free(p->ignore);
@@ -379,6 +382,386 @@ out:
     return s;
 }
 
+/* ---- Sigstore (Fulcio certificate, Rekor entry), offline ------------------------------ */
+
+static bool parse_u64(const char *s, size_t n, uint64_t *out);
+
+/* Seconds since the epoch of an RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SS[.fff]Z" (fraction
+ * dropped). */
+static bool rfc3339(const char *t, int64_t *out)
+{
+    char buf[21];
+    size_t n = strlen(t);
+    if (n < 20 || t[n - 1] != 'Z' || (n > 20 && t[19] != '.'))
+        return false;
+    memcpy(buf, t, 19);
+    buf[19] = 'Z';
+    buf[20] = '\0';
+    return mg_manifest_parse_time(buf, out);
+}
+
+/* A JSON integer, or a decimal string (protobuf's int64 form). */
+static bool json_int64(const json_t *v, int64_t *out)
+{
+    uint64_t u;
+    if (json_is_integer(v)) {
+        if (!mg_json_u64(v, &u) || u > INT64_MAX)
+            return false;
+    } else if (!json_is_string(v) ||
+               !parse_u64(json_string_value(v), json_string_length(v), &u) || u > INT64_MAX) {
+        return false;
+    }
+    *out = (int64_t)u;
+    return true;
+}
+
+/* validFor {start, end?} of the trusted root covers `when`. */
+static bool valid_for(const json_t *vf, int64_t when)
+{
+    int64_t start, end;
+    json_t *e = json_object_get(vf, "end");
+    if (!json_is_string(json_object_get(vf, "start")) ||
+        !rfc3339(json_string_value(json_object_get(vf, "start")), &start) || when < start)
+        return false;
+    if (e == NULL)
+        return true;
+    return json_is_string(e) && rfc3339(json_string_value(e), &end) && when <= end;
+}
+
+static EVP_PKEY *pkey_from_der_b64(const json_t *v)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    if (!b64_field(v, &der, &len))
+        return NULL;
+    const unsigned char *p = der;
+    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
+    if (k != NULL && p != der + len) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    free(der);
+    return k;
+}
+
+/* ECDSA with the curve's hash, or pure Ed25519. */
+static bool verify_any(EVP_PKEY *k, const uint8_t *msg, size_t len, const uint8_t *sig,
+                       size_t sig_len)
+{
+    if (EVP_PKEY_get_base_id(k) == EVP_PKEY_EC)
+        return ecdsa_verify(k, msg, len, sig, sig_len);
+    if (EVP_PKEY_get_base_id(k) != EVP_PKEY_ED25519)
+        return false;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, msg, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+static void sha256(const void *a, size_t an, const void *b, size_t bn, const void *c, size_t cn,
+                   uint8_t out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned n = 0;
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, a, an) != 1 || EVP_DigestUpdate(ctx, b, bn) != 1 ||
+        EVP_DigestUpdate(ctx, c, cn) != 1 || EVP_DigestFinal_ex(ctx, out, &n) != 1)
+        memset(out, 0, 32); /* compares unequal to any real hash */
+    EVP_MD_CTX_free(ctx);
+}
+
+/* RFC 6962 / RFC 9162 §2.1.3.2: the audit path from leaf `index` of a tree of `size` leaves. */
+static bool inclusion_ok(const uint8_t leaf[32], uint64_t index, uint64_t size,
+                         const json_t *hashes, const uint8_t root[32])
+{
+    if (index >= size || !json_is_array(hashes) || json_array_size(hashes) > 64)
+        return false;
+    uint64_t fn = index, sn = size - 1;
+    uint8_t r[32], p[32];
+    memcpy(r, leaf, 32);
+    static const uint8_t node = 1;
+    for (size_t i = 0; i < json_array_size(hashes); i++) {
+        uint8_t *dec = NULL;
+        size_t dl = 0;
+        if (!b64_field(json_array_get(hashes, i), &dec, &dl) || dl != 32) {
+            free(dec);
+            return false;
+        }
+        memcpy(p, dec, 32);
+        free(dec);
+        if (sn == 0)
+            return false;
+        if ((fn & 1) || fn == sn) {
+            sha256(&node, 1, p, 32, r, 32, r);
+            while ((fn & 1) == 0 && fn != 0) {
+                fn >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sha256(&node, 1, r, 32, p, 32, r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && memcmp(r, root, 32) == 0;
+}
+
+/* The OIDC issuer the Fulcio leaf records: extension 1.3.6.1.4.1.57264.1.8 (DER UTF8String)
+ * or the legacy .1.1 (raw bytes). */
+static bool issuer_matches(X509 *leaf, const char *want)
+{
+    static const char *const oids[] = {"1.3.6.1.4.1.57264.1.8", "1.3.6.1.4.1.57264.1.1"};
+    for (int k = 0; k < 2; k++) {
+        ASN1_OBJECT *obj = OBJ_txt2obj(oids[k], 1);
+        int i = obj != NULL ? X509_get_ext_by_OBJ(leaf, obj, -1) : -1;
+        ASN1_OBJECT_free(obj);
+        if (i < 0)
+            continue;
+        ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(X509_get_ext(leaf, i));
+        const unsigned char *d = ASN1_STRING_get0_data(os);
+        long n = ASN1_STRING_length(os);
+        bool eq;
+        if (k == 0) {
+            const unsigned char *q = d;
+            ASN1_UTF8STRING *u = d2i_ASN1_UTF8STRING(NULL, &q, n);
+            eq = u != NULL && q == d + n && (size_t)ASN1_STRING_length(u) == strlen(want) &&
+                 memcmp(ASN1_STRING_get0_data(u), want, strlen(want)) == 0;
+            ASN1_UTF8STRING_free(u);
+        } else {
+            eq = (size_t)n == strlen(want) && memcmp(d, want, (size_t)n) == 0;
+        }
+        ERR_clear_error();
+        return eq; /* the first extension present decides */
+    }
+    return false;
+}
+
+/* The leaf chains to one of the trusted root's Fulcio CAs at `when`. */
+static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, size_t why_len)
+{
+    size_t i;
+    json_t *ca;
+    snprintf(why, why_len, "no certificate authority of the trusted root was valid then");
+    json_array_foreach(cas, i, ca) {
+        json_t *certs = json_object_get(json_object_get(ca, "certChain"), "certificates");
+        if (!valid_for(json_object_get(ca, "validFor"), when) || !json_is_array(certs) ||
+            json_array_size(certs) == 0 || json_array_size(certs) > 10)
+            continue;
+        X509_STORE *store = X509_STORE_new();
+        X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+        STACK_OF(X509) *mid = sk_X509_new_null();
+        bool ok = store != NULL && ctx != NULL && mid != NULL;
+        size_t n = json_array_size(certs);
+        for (size_t k = 0; ok && k < n; k++) {
+            X509 *x = cert_from_json(json_array_get(certs, k));
+            if (x == NULL) {
+                ok = false;
+            } else if (k + 1 == n) {
+                ok = X509_STORE_add_cert(store, x) == 1;
+                X509_free(x);
+            } else if (sk_X509_push(mid, x) <= 0) {
+                X509_free(x);
+                ok = false;
+            }
+        }
+        if (ok && X509_STORE_CTX_init(ctx, store, leaf, mid) == 1) {
+            X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)when);
+            ok = X509_verify_cert(ctx) == 1;
+            if (!ok)
+                snprintf(why, why_len, "%s",
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        } else {
+            ok = false;
+        }
+        X509_STORE_CTX_free(ctx);
+        X509_STORE_free(store);
+        sk_X509_pop_free(mid, X509_free);
+        ERR_clear_error();
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* The Rekor entry: SET by the log's key over the canonical entry, RFC 6962 inclusion, and the
+ * dsse body bound to this envelope and leaf. `when` gets the integrated time. */
+static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, X509 *leaf,
+                                int64_t *when, mg_error *err)
+{
+    const char *body64 = json_string_value(json_object_get(entry, "canonicalizedBody"));
+    json_t *kv = json_object_get(entry, "kindVersion");
+    int64_t log_index, index, size;
+    json_t *proof = json_object_get(entry, "inclusionProof");
+    json_t *key_id = json_object_get(json_object_get(entry, "logId"), "keyId");
+    if (body64 == NULL || !str_is(json_object_get(kv, "kind"), "dsse") ||
+        !json_int64(json_object_get(entry, "integratedTime"), when) ||
+        !json_int64(json_object_get(entry, "logIndex"), &log_index) || !json_is_string(key_id) ||
+        !json_is_object(proof) || !json_int64(json_object_get(proof, "logIndex"), &index) ||
+        !json_int64(json_object_get(proof, "treeSize"), &size))
+        return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor entry lacks a dsse body, "
+                       "integratedTime, logIndex, logId or inclusionProof");
+    /* The log: by key id, valid at the integrated time. */
+    EVP_PKEY *log_key = NULL;
+    uint8_t *kid = NULL;
+    size_t kid_len = 0;
+    if (!b64_field(key_id, &kid, &kid_len) || kid_len != 32) {
+        free(kid);
+        return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor logId is not a key id");
+    }
+    size_t i;
+    json_t *tl;
+    json_array_foreach(json_object_get(root, "tlogs"), i, tl) {
+        uint8_t *id = NULL;
+        size_t il = 0;
+        bool same = b64_field(json_object_get(json_object_get(tl, "logId"), "keyId"), &id, &il) &&
+                    il == 32 && memcmp(id, kid, 32) == 0;
+        free(id);
+        json_t *pk = json_object_get(tl, "publicKey");
+        if (same && valid_for(json_object_get(pk, "validFor"), *when)) {
+            log_key = pkey_from_der_b64(json_object_get(pk, "rawBytes"));
+            break;
+        }
+    }
+    char kid_hex[65];
+    mg_hex_encode(kid, 32, kid_hex);
+    free(kid);
+    if (log_key == NULL)
+        return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor log of the entry is not in "
+                       "the trusted root (or not valid at its integrated time)");
+    mg_status s = MG_OK;
+    uint8_t *set = NULL, *body = NULL, *root_hash = NULL;
+    size_t set_len = 0, body_len = 0, root_len = 0;
+    char *canon = NULL;
+    json_t *bj = NULL;
+    /* SET: canonical JSON with the keys in order, no spaces. */
+    if (!b64_field(json_object_get(json_object_get(entry, "inclusionPromise"),
+                                   "signedEntryTimestamp"), &set, &set_len)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor entry has no signed entry "
+                    "timestamp");
+        goto out;
+    }
+    if (asprintf(&canon, "{\"body\":\"%s\",\"integratedTime\":%lld,\"logID\":\"%s\","
+                 "\"logIndex\":%lld}", body64, (long long)*when, kid_hex,
+                 (long long)log_index) < 0) {
+        canon = NULL;
+        s = mg_fail(err, MG_E_LIMIT, "out of memory");
+        goto out;
+    }
+    if (!verify_any(log_key, (const uint8_t *)canon, strlen(canon), set, set_len)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor signed entry timestamp does not "
+                    "verify with the log's key");
+        goto out;
+    }
+    /* Inclusion of this body in the tree whose root the proof names. */
+    uint8_t leaf_hash[32];
+    static const uint8_t zero = 0;
+    if (!b64_field(json_object_get(entry, "canonicalizedBody"), &body, &body_len) ||
+        !b64_field(json_object_get(proof, "rootHash"), &root_hash, &root_len) || root_len != 32) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor body or root hash is not base64");
+        goto out;
+    }
+    sha256(&zero, 1, body, body_len, NULL, 0, leaf_hash);
+    if (!inclusion_ok(leaf_hash, (uint64_t)index, (uint64_t)size, json_object_get(proof, "hashes"),
+                      root_hash)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor inclusion proof does not lead to "
+                    "its root hash");
+        goto out;
+    }
+    /* The body is about this envelope: payload hash, signature, verifier = the leaf. */
+    mg_error jerr;
+    bj = mg_json_parse(body, body_len, "Rekor body", MG_E_SIGNATURE, &jerr);
+    json_t *spec = json_object_get(bj, "spec");
+    json_t *ph = json_object_get(spec, "payloadHash");
+    json_t *sigs = json_object_get(spec, "signatures");
+    uint8_t pay_hash[32];
+    char pay_hex[65];
+    sha256(e->payload, e->payload_len, NULL, 0, NULL, 0, pay_hash);
+    mg_hex_encode(pay_hash, 32, pay_hex);
+    uint8_t *sig = NULL, *pem = NULL;
+    size_t sig_len = 0, pem_len = 0;
+    json_t *s0 = json_array_get(sigs, 0);
+    bool bound = bj != NULL && str_is(json_object_get(bj, "kind"), "dsse") &&
+                 str_is(json_object_get(ph, "algorithm"), "sha256") &&
+                 str_is(json_object_get(ph, "value"), pay_hex) && json_array_size(sigs) == 1 &&
+                 b64_field(json_object_get(s0, "signature"), &sig, &sig_len) &&
+                 sig_len == e->sig_lens[0] && memcmp(sig, e->sigs[0], sig_len) == 0 &&
+                 b64_field(json_object_get(s0, "verifier"), &pem, &pem_len);
+    if (bound) {
+        BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+        X509 *v = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+        bound = v != NULL && X509_cmp(v, leaf) == 0;
+        X509_free(v);
+        BIO_free(bio);
+        ERR_clear_error();
+    }
+    free(sig);
+    free(pem);
+    if (!bound)
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor entry is not about this "
+                    "envelope (payload hash, signature or certificate differ)");
+out:
+    json_decref(bj);
+    free(canon);
+    free(set);
+    free(body);
+    free(root_hash);
+    EVP_PKEY_free(log_key);
+    return s;
+}
+
+static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const envelope *e,
+                                 mg_error *err)
+{
+    json_t *cert = json_object_get(vm, "certificate");
+    if (cert == NULL)
+        cert = json_array_get(json_object_get(json_object_get(vm, "x509CertificateChain"),
+                                              "certificates"), 0);
+    X509 *leaf = cert_from_json(cert);
+    if (leaf == NULL)
+        return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Fulcio certificate for Sigstore mode");
+    mg_error jerr;
+    json_t *root = mg_json_parse(op->ca_pem, op->ca_len, "Sigstore trusted root", MG_E_POLICY,
+                                 &jerr);
+    json_t *entries = json_object_get(vm, "tlogEntries");
+    mg_status s = MG_OK;
+    int64_t when = 0;
+    char why[256];
+    if (root == NULL)
+        s = mg_fail(err, MG_E_POLICY, "sigstore_root: %s", jerr.message);
+    else if (!json_is_array(entries) || json_array_size(entries) == 0)
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Rekor entry (tlogEntries)");
+    else
+        s = rekor_entry_ok(root, json_array_get(entries, 0), e, leaf, &when, err);
+    if (s == MG_OK && !fulcio_chain_ok(json_object_get(root, "certificateAuthorities"), leaf,
+                                       when, why, sizeof why))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not chain to "
+                    "a Fulcio CA of the trusted root at the Rekor time: %s", why);
+    if (s == MG_OK && !identity_matches(leaf, op->identity))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
+                    "the identity '%.200s'", op->identity);
+    if (s == MG_OK && !issuer_matches(leaf, op->issuer))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate's OIDC issuer is "
+                    "not '%.200s'", op->issuer);
+    if (s == MG_OK) {
+        uint32_t ku = X509_get_key_usage(leaf);
+        uint32_t xku = X509_get_extended_key_usage(leaf);
+        if ((ku & KU_DIGITAL_SIGNATURE) == 0 || (xku & XKU_CODE_SIGN) == 0)
+            s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Fulcio certificate is not for "
+                        "code signing");
+    }
+    EVP_PKEY *pkey = s == MG_OK ? X509_get0_pubkey(leaf) : NULL;
+    if (s == MG_OK &&
+        (pkey == NULL || !ecdsa_verify(pkey, e->pae, e->pae_len, e->sigs[0], e->sig_lens[0])))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signature does not verify with the "
+                    "Fulcio certificate's key");
+    ERR_clear_error();
+    json_decref(root);
+    X509_free(leaf);
+    return s;
+}
+
 /* ---- the statement -------------------------------------------------------------------- */
 
 typedef struct resource {
@@ -691,7 +1074,9 @@ mg_status mg_oms_verify(const mg_policy *pol, const mg_policy_model *entry, cons
     else
         s = parse_envelope(json_object_get(b, "dsseEnvelope"), &e, err);
     if (s == MG_OK)
-        s = op->cert_mode ? verify_cert(op, vm, &e, err) : verify_keys(pol, entry, vm, &e, err);
+        s = op->sigstore_mode ? verify_sigstore(op, vm, &e, err)
+            : op->cert_mode   ? verify_cert(op, vm, &e, err)
+                              : verify_keys(pol, entry, vm, &e, err);
     if (s == MG_OK)
         s = parse_statement(&e, single_name, out, err);
     static const char *const git[] = {".git", ".gitattributes", ".github", ".gitignore"};

@@ -23,7 +23,9 @@ typedef struct mg_oms_policy {
     bool cert_mode;       /* "ca_file" given */
     uint8_t *ca_pem;      /* the root certificates (PEM), read at policy time */
     size_t ca_len;
-    char *identity;       /* certificate mode: a subject CN/email or SAN the leaf must carry */
+    char *identity;       /* a subject CN/email or SAN the leaf must carry (Sigstore: SAN) */
+    bool sigstore_mode;   /* "sigstore_root" given: ca_pem holds the trusted root JSON */
+    char *issuer;         /* Sigstore: the OIDC issuer extension the leaf must carry */
     bool allow_symlinks;  /* the policy also allows symlinks (the bundle must say so too) */
     char **ignore;        /* the entry's "ignore" paths, relative to the model root */
     size_t ignore_count;

@@ -441,7 +441,31 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
     if (anchors != 1) {
         problem(pr, path, "needs exactly one of \"keys\", \"ca_file\" and \"sigstore_root\"");
     } else if (root != NULL) {
-        problem(pr, path, "Sigstore mode (\"sigstore_root\") is not supported by this build");
+        o->sigstore_mode = true;
+        snprintf(sub, sizeof sub, "%.300s.sigstore_root", path);
+        char *abs = json_is_string(root) ? resolve_path(pol, json_string_value(root)) : NULL;
+        mg_error rerr;
+        mg_error_clear(&rerr);
+        if (abs == NULL)
+            problem(pr, sub, "must be a valid path string");
+        else if (read_protected(abs, "Sigstore trusted root", MG_MAX_KEY_FILE_BYTES * 16u,
+                                &o->ca_pem, &o->ca_len, &rerr) != MG_OK)
+            problem(pr, sub, "%s", rerr.message);
+        free(abs);
+        static const char *const need[] = {"identity", "issuer"};
+        char **dst[] = {&o->identity, &o->issuer};
+        for (size_t i = 0; i < 2; i++) {
+            json_t *x = json_object_get(v, need[i]);
+            snprintf(sub, sizeof sub, "%.300s.%s", path, need[i]);
+            if (!json_is_string(x) || json_string_length(x) == 0)
+                problem(pr, sub, "Sigstore mode needs it as a non-empty string");
+            else if ((*dst[i] = mg_strdup(json_string_value(x))) == NULL)
+                problem(pr, sub, "out of memory");
+        }
+        if (json_object_get(v, "threshold") != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.threshold", path);
+            problem(pr, sub, "only for key mode (\"keys\")");
+        }
     } else if (keys != NULL) {
         json_t *km = json_pack("{s:O}", "keys", keys);
         json_t *th = json_object_get(v, "threshold");
@@ -484,7 +508,7 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
             problem(pr, sub, "only for key mode (\"keys\")");
         }
     }
-    if (json_object_get(v, "issuer") != NULL) {
+    if (root == NULL && json_object_get(v, "issuer") != NULL) {
         snprintf(sub, sizeof sub, "%.300s.issuer", path);
         problem(pr, sub, "only for Sigstore mode");
     }

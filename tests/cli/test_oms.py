@@ -514,6 +514,131 @@ class TestResignedKeyMode(OmsCase):
         self.check([("two", OK), ("one-of-two", SIGNATURE), ("second-only", SIGNATURE)])
 
 
+TRUST = os.path.join(DATA, "sigstore-trust", "trusted_root.prod.json")
+ID = "stefanb@us.ibm.com"
+ISSUER = "https://sigstore.verify.ibm.com/oauth2"
+
+
+class TestSigstoreMode(OmsCase):
+    """Offline against the production trusted root: Fulcio chain at the Rekor time, SET,
+    RFC 6962 inclusion proof, the Rekor body bound to the envelope, identity and issuer."""
+
+    def setUp(self):
+        super().setUp()
+        shutil.copy(TRUST, self.ws.path("root.json"))
+        os.chmod(self.ws.path("root.json"), 0o600)
+
+    def check_one(self, source, want, identity=ID, issuer=ISSUER, ignore=None, bundle=None,
+                  msg=""):
+        oms = {"sigstore_root": "root.json", "identity": identity, "issuer": issuer}
+        if bundle:
+            oms["bundle"] = bundle
+        self.ws.models = []
+        self.add_model("s", source, oms, ignore)
+        r = self.verify("s")
+        self.assertExit(r, want, msg)
+        return r
+
+    def test_corpus(self):
+        for v in ("v0.3.1", "v1.0.0", "v1.0.1", "v1.1.0"):
+            with self.subTest(version=v):
+                self.check_one(os.path.join(MT, v + "-sigstore") + "/", OK, ignore=["ignore-me"],
+                               msg=v)
+        with self.subTest(version="v1.0.1 without the ignore"):
+            self.check_one(os.path.join(MT, "v1.0.1-sigstore") + "/", INTEGRITY)
+        for other in ("v1.1.0-elliptic-key", "v1.1.0-certificate"):
+            with self.subTest(bundle=other):
+                self.check_one(os.path.join(MT, other) + "/", SIGNATURE)
+        d = self.copy_dir(os.path.join(MT, "v1.1.0-sigstore"), "spec")
+        shutil.copy(os.path.join(VECTORS, "valid", "sigstore.bundle.json"), d + "model.sig")
+        with self.subTest(vector="valid/sigstore.bundle.json"):
+            self.check_one(d, OK)
+        shutil.copy(os.path.join(VECTORS, "invalid", "missing-tlog-entries.bundle.json"),
+                    d + "model.sig")
+        with self.subTest(vector="invalid/missing-tlog-entries.bundle.json"):
+            self.check_one(d, SIGNATURE)
+
+    def test_identity_and_issuer(self):
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        r = self.check_one(d, SIGNATURE, identity="someone@example.com")
+        self.assertIn("identity", r.stderr)
+        r = self.check_one(d, SIGNATURE, issuer="https://accounts.google.com")
+        self.assertIn("issuer", r.stderr)
+
+    def tampered(self, name, change, want=SIGNATURE, words=None):
+        d = self.copy_dir(os.path.join(MT, "v1.1.0-sigstore"), name)
+        with open(d + "model.sig") as f:
+            b = json.load(f)
+        change(b)
+        with open(d + "model.sig", "w") as f:
+            json.dump(b, f)
+        r = self.check_one(d, want, msg=name)
+        if words:
+            self.assertIn(words, r.stderr, name)
+
+    def test_rekor_entry_tampering(self):
+        with open(os.path.join(MT, "v1.0.0-sigstore", "model.sig")) as f:
+            other = json.load(f)["verificationMaterial"]["tlogEntries"][0]
+
+        def entry(b):
+            return b["verificationMaterial"]["tlogEntries"][0]
+
+        def swap_entry(b):  # a valid Rekor entry, but for another envelope
+            b["verificationMaterial"]["tlogEntries"] = [other]
+
+        def time_moved(b):
+            entry(b)["integratedTime"] = str(int(entry(b)["integratedTime"]) + 1)
+
+        def set_flipped(b):
+            s = bytearray(__import__("base64").b64decode(entry(b)["inclusionPromise"]["signedEntryTimestamp"]))
+            s[-1] ^= 1
+            entry(b)["inclusionPromise"]["signedEntryTimestamp"] = __import__("base64").b64encode(bytes(s)).decode()
+
+        def proof_hash(b):
+            h = entry(b)["inclusionProof"]["hashes"]
+            h[0], h[1] = h[1], h[0]
+
+        def proof_index(b):
+            p = entry(b)["inclusionProof"]
+            p["logIndex"] = str(int(p["logIndex"]) + 1)
+
+        def no_entries(b):
+            b["verificationMaterial"]["tlogEntries"] = []
+
+        def unknown_log(b):
+            entry(b)["logId"]["keyId"] = __import__("base64").b64encode(b"\1" * 32).decode()
+
+        def other_cert(b):
+            with open(os.path.join(KEYS, "signing-key-cert.pem"), "rb") as f:
+                pem = f.read()
+            der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+            b["verificationMaterial"]["certificate"]["rawBytes"] = __import__("base64").b64encode(der).decode()
+
+        cases = [("swap-entry", swap_entry, "not about this envelope"),
+                 ("time-moved", time_moved, "signed entry timestamp"),
+                 ("set-flipped", set_flipped, "signed entry timestamp"),
+                 ("proof-hash", proof_hash, "inclusion proof"),
+                 ("proof-index", proof_index, "inclusion proof"),
+                 ("no-entries", no_entries, "tlogEntries"),
+                 ("unknown-log", unknown_log, "not in the trusted root"),
+                 ("other-cert", other_cert, "not about this envelope")]
+        for name, change, words in cases:
+            with self.subTest(case=name):
+                self.tampered(name, change, SIGNATURE, words)
+
+    def test_policy_needs_identity_and_issuer(self):
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        for oms in ({"sigstore_root": "root.json", "identity": ID},
+                    {"sigstore_root": "root.json", "issuer": ISSUER},
+                    {"sigstore_root": "root.json", "identity": ID, "issuer": ISSUER,
+                     "threshold": 1},
+                    {"sigstore_root": "missing.json", "identity": ID, "issuer": ISSUER}):
+            with self.subTest(oms=oms):
+                self.ws.models = [{"name": "s", "source": d, "oms": oms}]
+                self.ws.write_policy()
+                self.assertExit(self.ws.run("policy check"), POLICY)
+
+
 GOLDEN = os.path.join(DATA, "model-transparency", "tests", "_signing", "testdata", "signing",
                       "TestPayload")
 
@@ -629,7 +754,6 @@ class TestOmsPolicy(OmsCase):
             {"keys": ["nope"]},
             {"keys": ["ec"], "bundle": "../model.sig"},
             {"keys": ["ec"], "identity": "x"},
-            {"sigstore_root": "root.json", "identity": "a", "issuer": "b"},
             {"keys": ["ec"], "allow_symlinks": "yes"},
         ]
         for i, oms in enumerate(bad):
