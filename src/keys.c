@@ -490,9 +490,25 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
         }
         json_t *entry = json_object();
         ok = entry != NULL && json_object_set_new(entry, "path", path) == 0 &&
-             json_object_set_new(entry, "size", json_integer((json_int_t)f->size)) == 0 &&
-             json_object_set_new(entry, mg_digest_name(f->alg), json_string(hex)) == 0 &&
-             json_array_append_new(files, entry) == 0;
+             json_object_set_new(entry, "size", json_integer((json_int_t)f->size)) == 0;
+        if (f->shard_count > 1) {
+            /* Sharded (`sign --shard-size`): one SHA-256 per shard, hashed in parallel. */
+            json_t *list = json_array();
+            ok = ok && list != NULL &&
+                 json_object_set_new(entry, "shard_size",
+                                     json_integer((json_int_t)w->shard_size)) == 0 &&
+                 json_object_set_new(entry, "sha256_shards", list) == 0;
+            for (size_t k = 0; ok && k < f->shard_count; k++) {
+                mg_hex_encode(f->shards[k], 32, hex);
+                ok = json_array_append_new(list, json_string(hex)) == 0;
+            }
+        } else {
+            /* One shard is the whole file: its digest is the file's. */
+            mg_hex_encode(f->shard_count == 1 ? f->shards[0] : f->digest,
+                          mg_digest_len(f->alg), hex);
+            ok = ok && json_object_set_new(entry, mg_digest_name(f->alg), json_string(hex)) == 0;
+        }
+        ok = ok && json_array_append_new(files, entry) == 0;
     }
     ok = ok && json_object_set_new(root, "files", files) == 0;
     char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -579,8 +595,10 @@ static mg_status publish(int dfd, const char *manifest, size_t manifest_len, con
 }
 
 mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, uint64_t version,
-                      const char *expires, mg_digest_alg alg, mg_error *err)
+                      const char *expires, mg_digest_alg alg, uint64_t shard_size, mg_error *err)
 {
+    if (shard_size > 0 && alg != MG_SHA256)
+        return mg_fail(err, MG_E_USAGE, "sharded manifests use sha256");
     char base[129];
     if (name == NULL) {
         base_name(dir, base, sizeof base);
@@ -605,7 +623,7 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
         return mg_fail(err, MG_E_IO, "cannot open %.200s: %s", dir, strerror(errno));
     }
     walk w = {.alg = alg, .buf = malloc(READ_CHUNK), .key_dev = key_file.st_dev,
-              .key_ino = key_file.st_ino};
+              .key_ino = key_file.st_ino, .shard_size = shard_size};
     int walk_fd = dup(dfd);
     if (w.buf == NULL || walk_fd < 0) {
         if (walk_fd >= 0)
@@ -637,8 +655,10 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
     EVP_PKEY_free(pkey);
     free(text);
     free(sig);
-    for (size_t i = 0; i < w.count; i++)
+    for (size_t i = 0; i < w.count; i++) {
         free(w.files[i].path);
+        free(w.files[i].shards);
+    }
     free(w.files);
     return s;
 }

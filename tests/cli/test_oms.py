@@ -729,13 +729,55 @@ class TestSignOms(OmsCase):
         self.assertFalse(os.path.exists(d + "model.sig"))
         self.keypair(ec.SECP256R1(), "k")
         self.assertExit(self.sign("k", d, "-V", "2"), mgtest.USAGE)
-        self.assertExit(mgtest.run_bin("sign", "-k", self.ws.path("k.key"), "--shard-size", "8",
-                                       d), mgtest.USAGE)
         self.assertExit(self.sign("k", d, "--shard-size", "0"), mgtest.USAGE)
         e = self.make_model("e", {"empty": b""})
         self.assertExit(self.sign("k", e, "--shard-size", "8"), mgtest.USAGE)
         os.symlink("a", d + "link")
         self.assertExit(self.sign("k", d), mgtest.FORMAT)
+
+
+class TestShardedManifest(OmsCase):
+    """modelgate's own manifests with `sign --shard-size`: sha256_shards per big file."""
+
+    def test_sign_verify_tamper(self):
+        import hashlib
+        k = ec.generate_private_key(ec.SECP256R1())
+        self.ws.write("k.key", k.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()), 0o600)
+        self.add_key_pem("k", pub_pem(k))
+        big = os.urandom(2500)
+        d = self.make_model("m", {"big.bin": big, "one.bin": os.urandom(1000), "small": b"s",
+                                  "empty": b""})
+        r = mgtest.run_bin("sign", "-k", self.ws.path("k.key"), "-n", "m", "--shard-size", "1000",
+                           d)
+        self.assertExit(r, OK)
+        with open(d + "manifest.json") as f:
+            man = json.load(f)
+        entries = {e["path"]: e for e in man["files"]}
+        self.assertEqual(entries["big.bin"]["shard_size"], 1000)
+        self.assertEqual(entries["big.bin"]["sha256_shards"],
+                         [hashlib.sha256(big[i:i + 1000]).hexdigest() for i in (0, 1000, 2000)])
+        self.assertNotIn("sha256", entries["big.bin"])
+        for name in ("one.bin", "small", "empty"):  # one shard or none: the plain digest
+            self.assertEqual(entries[name]["sha256"], mgtest.digest_file(d + name))
+        self.ws.models = [{"name": "m", "source": d, "manifest": {"keys": ["k"]}}]
+        self.ws.write_policy()
+        self.assertExit(self.ws.run("verify", "m"), OK)
+        with open(d + "big.bin", "r+b") as f:
+            f.seek(2100)
+            f.write(b"\0" if big[2100] else b"\1")
+        r = self.ws.run("verify", "m")
+        self.assertExit(r, INTEGRITY)
+        self.assertIn("2000:2500", r.stderr)
+        # a signed manifest with a wrong number of shards is refused before any file is read
+        entries["big.bin"]["sha256_shards"].pop()
+        text = json.dumps(man, indent=2).encode()
+        self.ws.write("m/manifest.json", text)
+        self.ws.write("m/manifest.json.sig", k.sign(text, ec.ECDSA(hashes.SHA256())))
+        self.assertExit(self.ws.run("verify", "m"), SIGNATURE)
+        self.assertExit(mgtest.run_bin("sign", "-k", self.ws.path("k.key"), "-a", "sha512",
+                                       "--shard-size", "10", d), mgtest.USAGE)
 
 
 class TestOmsPolicy(OmsCase):

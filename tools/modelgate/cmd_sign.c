@@ -1,4 +1,5 @@
-/* modelgate sign -k KEY [-n NAME] [-V VERSION] [--expires TIME] [-a sha256|sha512] DIR
+/* modelgate sign -k KEY [-n NAME] [-V VERSION] [--expires TIME] [-a sha256|sha512]
+ *                [--shard-size BYTES] DIR
  * modelgate sign --format oms -k KEY [--shard-size BYTES] DIR   (OMS bundle DIR/model.sig) */
 #include <getopt.h>
 #include <stdint.h>
@@ -13,7 +14,8 @@
 #include "manifest.h"
 
 #define SIGN_USAGE \
-    "sign -k KEY [-n NAME] [-V VERSION] [--expires YYYY-MM-DDTHH:MM:SSZ] [-a sha256|sha512] DIR\n" \
+    "sign -k KEY [-n NAME] [-V VERSION] [--expires YYYY-MM-DDTHH:MM:SSZ] [-a sha256|sha512]\n" \
+    "            [--shard-size BYTES] DIR\n" \
     "       modelgate sign --format oms -k KEY [--shard-size BYTES] DIR"
 
 /* A decimal version from 1 to 2^63-1, digits only. */
@@ -83,8 +85,6 @@ int mg_cmd_sign(int argc, char **argv)
     const char *dir = argv[optind];
     if (oms && (manifest_only || alg != MG_SHA256))
         return mg_cli_usage("-n, -V, --expires and -a sha512 are for manifests, not --format oms");
-    if (!oms && shard_size > 0)
-        return mg_cli_usage("--shard-size is for --format oms");
     if (oms) {
         mg_error oerr;
         mg_error_clear(&oerr);
@@ -101,7 +101,9 @@ int mg_cmd_sign(int argc, char **argv)
                 "refuse this manifest\n", expires);
     mg_error err;
     mg_error_clear(&err);
-    if (mg_sign_dir(key, dir, name, version, expires, alg, &err) != MG_OK)
+    if (shard_size > 0 && alg != MG_SHA256)
+        return mg_cli_usage("--shard-size needs -a sha256");
+    if (mg_sign_dir(key, dir, name, version, expires, alg, shard_size, &err) != MG_OK)
         return mg_cli_report(&err, false);
     printf("signed %s/%s and %s/%s.sig\n", dir, MG_MANIFEST_NAME, dir, MG_MANIFEST_NAME);
     return 0;
