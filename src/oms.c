@@ -187,6 +187,7 @@ static mg_status parse_envelope(json_t *env, envelope *e, mg_error *err)
     e->sig_lens = mg_calloc(n, sizeof *e->sig_lens);
     if (e->sigs == NULL || e->sig_lens == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
+    e->sig_count = n; /* every slot is freed by envelope_free, filled or not */
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_array_get(sigs, i);
         if (!json_is_object(s) ||
@@ -194,7 +195,6 @@ static mg_status parse_envelope(json_t *env, envelope *e, mg_error *err)
             e->sig_lens[i] == 0)
             return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: signatures[%zu].sig is not "
                            "standard base64", i);
-        e->sig_count++;
     }
     e->pae = mg_oms_pae(e->payload, e->payload_len, &e->pae_len);
     if (e->pae == NULL)

@@ -356,6 +356,10 @@ class TestResignedKeyMode(OmsCase):
         self.put("media", omsref.make_bundle(payload.replace(b"", b""), [sig],
                                              media_type="application/vnd.dev.sigstore.bundle+json;version=0.2"))
         cases.append(("media", SIGNATURE))
+        for name, sigs in (("empty-sig", [b""]), ("no-sig", []), ("second-empty", [sig, b""])):
+            self.model(name)
+            self.put(name, omsref.make_bundle(payload, sigs))
+            cases.append((name, SIGNATURE))
         self.check(cases)
 
     def test_resources(self):
