@@ -767,7 +767,7 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
 typedef struct resource {
     char *path;   /* file path (or the single file's name) */
     uint64_t start, end;
-    uint8_t digest[32];
+    uint8_t digest[MG_DIGEST_MAX];
 } resource;
 
 static int cmp_resource(const void *a, const void *b)
@@ -824,6 +824,7 @@ static mg_status add_ignore(mg_oms *o, const char *p, mg_error *err)
 }
 
 typedef struct serialization {
+    mg_digest_alg alg; /* sha256 or (internal) blake2b */
     bool shards;
     uint64_t shard_size;
     bool allow_symlinks;
@@ -840,9 +841,13 @@ static mg_status parse_serialization(json_t *ser, serialization *out, mg_oms *o,
         return mg_fail(err, MG_E_SIGNATURE, "OMS statement: serialization.method must be "
                        "\"files\" or \"shards\"");
     json_t *ht = json_object_get(ser, "hash_type");
-    if (!str_is(ht, "sha256"))
+    if (str_is(ht, "sha256"))
+        out->alg = MG_SHA256;
+    else if (str_is(ht, "blake2b"))
+        out->alg = MG_BLAKE2B;
+    else
         return mg_fail(err, MG_E_SIGNATURE, "OMS statement: hash_type '%.40s' is not supported "
-                       "(sha256)", json_is_string(ht) ? json_string_value(ht) : "?");
+                       "(sha256, blake2b)", json_is_string(ht) ? json_string_value(ht) : "?");
     json_t *sym = json_object_get(ser, "allow_symlinks");
     if (sym != NULL && !json_is_boolean(sym))
         return mg_fail(err, MG_E_SIGNATURE, "OMS statement: allow_symlinks is not a boolean");
@@ -881,14 +886,17 @@ static mg_status parse_resource(json_t *r, size_t i, const serialization *ser,
                        "algorithm and digest strings", i);
     const char *a = json_string_value(alg);
     char sharded[64];
-    snprintf(sharded, sizeof sharded, "sha256-sharded-%llu",
+    const char *hname = mg_digest_name(ser->alg);
+    size_t dlen = mg_digest_len(ser->alg);
+    snprintf(sharded, sizeof sharded, "%s-sharded-%llu", hname,
              (unsigned long long)ser->shard_size);
-    if (strcmp(a, "sha256") != 0 && !(ser->shards && strcmp(a, sharded) == 0))
+    if (strcmp(a, hname) != 0 && !(ser->shards && strcmp(a, sharded) == 0))
         return mg_fail(err, MG_E_SIGNATURE, "OMS statement: resources[%zu].algorithm '%.40s' "
                        "does not match the serialization", i, a);
-    if (json_string_length(dig) != 64 || !mg_hex_decode(json_string_value(dig), out->digest, 32))
-        return mg_fail(err, MG_E_SIGNATURE, "OMS statement: resources[%zu].digest is not 64 "
-                       "hex digits", i);
+    if (json_string_length(dig) != 2 * dlen ||
+        !mg_hex_decode(json_string_value(dig), out->digest, dlen))
+        return mg_fail(err, MG_E_SIGNATURE, "OMS statement: resources[%zu].digest is not %zu "
+                       "hex digits", i, 2 * dlen);
     const char *n = json_string_value(name);
     size_t path_len = json_string_length(name);
     if (ser->shards) {
@@ -936,12 +944,12 @@ static mg_status build_files(resource *res, size_t n, const serialization *ser, 
         if (f->path == NULL)
             return mg_fail(err, MG_E_LIMIT, "out of memory");
         o->file_count++;
-        f->alg = MG_SHA256;
+        f->alg = ser->alg;
         if (!ser->shards) {
             if (j != i + 1)
                 return mg_fail(err, MG_E_SIGNATURE, "OMS statement: '%.200s' is listed twice",
                                res[i].path);
-            memcpy(f->digest, res[i].digest, 32);
+            memcpy(f->digest, res[i].digest, mg_digest_len(ser->alg));
             i = j;
             continue;
         }
@@ -961,7 +969,7 @@ static mg_status build_files(resource *res, size_t n, const serialization *ser, 
                                res[i].path, (unsigned long long)ser->shard_size,
                                (unsigned long long)res[k].start,
                                (unsigned long long)res[k].end);
-            memcpy(f->shards[k - i], res[k].digest, 32);
+            memcpy(f->shards[k - i], res[k].digest, mg_digest_len(ser->alg));
         }
         f->has_size = true;
         f->size = res[j - 1].end;
@@ -1019,7 +1027,8 @@ static mg_status parse_statement(const envelope *e, const char *single_name, mg_
             s = mg_fail(err, MG_E_LIMIT, "out of memory");
         for (size_t i = 0; s == MG_OK && i < nres; i++) {
             s = parse_resource(json_array_get(resources, i), i, &ser, single_name, &res[i], err);
-            if (s == MG_OK && EVP_DigestUpdate(ctx, res[i].digest, 32) != 1)
+            if (s == MG_OK &&
+                EVP_DigestUpdate(ctx, res[i].digest, mg_digest_len(ser.alg)) != 1)
                 s = mg_fail(err, MG_E_LIMIT, "SHA-256 failed");
         }
         uint8_t have_root[32];

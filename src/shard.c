@@ -95,6 +95,7 @@ static void *shard_worker(void *arg)
 
 mg_status mg_shard_root(const mg_pinned_file *pin, uint8_t out[MG_DIGEST_MAX], mg_error *err)
 {
+    memset(out, 0, MG_DIGEST_MAX);
     mg_digest_ctx *ctx;
     mg_status s = mg_digest_new(MG_SHA256, &ctx, err);
     for (size_t i = 0; s == MG_OK && i < pin->shard_count; i++)

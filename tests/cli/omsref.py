@@ -58,14 +58,15 @@ def walk(model, ignore=()):
     return sorted(set(out), key=_sort_key)
 
 
-def file_resources(model, ignore=()):
+def file_resources(model, ignore=(), hash_name="sha256"):
     if os.path.isfile(model):
-        return [{"name": ".", "algorithm": "sha256", "digest": _sha256(model)}]
-    return [{"name": rel, "algorithm": "sha256", "digest": _sha256(os.path.join(model, rel))}
+        return [{"name": ".", "algorithm": hash_name, "digest": _hash(model, hash_name)}]
+    return [{"name": rel, "algorithm": hash_name,
+             "digest": _hash(os.path.join(model, rel), hash_name)}
             for rel in walk(model, ignore)]
 
 
-def shard_resources(model, shard_size, ignore=()):
+def shard_resources(model, shard_size, ignore=(), hash_name="sha256"):
     rels = ["."] if os.path.isfile(model) else walk(model, ignore)
     out = []
     for rel in rels:
@@ -75,19 +76,20 @@ def shard_resources(model, shard_size, ignore=()):
         for start in range(0, len(data), shard_size):
             end = min(start + shard_size, len(data))
             out.append({"name": "%s:%d:%d" % (rel, start, end),
-                        "algorithm": "sha256-sharded-%d" % shard_size,
-                        "digest": hashlib.sha256(data[start:end]).hexdigest()})
+                        "algorithm": "%s-sharded-%d" % (hash_name, shard_size),
+                        "digest": hashlib.new(hash_name, data[start:end]).hexdigest()})
     return out
 
 
-def _sha256(path):
+def _hash(path, hash_name="sha256"):
+    """sha256, or blake2b with its default 64-byte digest (the reference's "blake2b")."""
     with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+        return hashlib.new(hash_name, f.read()).hexdigest()
 
 
 def statement(resources, method="files", shard_size=None, allow_symlinks=False,
-              ignore_paths=None, name="model", root=None):
-    ser = {"method": method, "hash_type": "sha256", "allow_symlinks": allow_symlinks}
+              ignore_paths=None, name="model", root=None, hash_type="sha256"):
+    ser = {"method": method, "hash_type": hash_type, "allow_symlinks": allow_symlinks}
     if shard_size is not None:
         ser["shard_size"] = shard_size
     if ignore_paths:
@@ -162,9 +164,9 @@ def check_model(st, model, extra_ignore=()):
     ser = st["predicate"]["serialization"]
     ignore = list(ser.get("ignore_paths", [])) + list(extra_ignore) + GIT_IGNORES
     if ser["method"] == "shards":
-        have = shard_resources(model, int(ser["shard_size"]), ignore)
+        have = shard_resources(model, int(ser["shard_size"]), ignore, ser["hash_type"])
     else:
-        have = file_resources(model, ignore)
+        have = file_resources(model, ignore, ser["hash_type"])
     want = {r["name"]: r["digest"] for r in st["predicate"]["resources"]}
     got = {r["name"]: r["digest"] for r in have}
     if want != got:

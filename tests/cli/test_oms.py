@@ -397,12 +397,25 @@ class TestResignedKeyMode(OmsCase):
         self.model("empty")
         resign("empty", [])
         cases.append(("empty", SIGNATURE))
+        # blake2b (64-byte digests; the root is still SHA-256), files and shards
         d = self.model("blake2b")
-        res = [dict(r, algorithm="blake2b") for r in omsref.file_resources(d)]
-        st = omsref.statement(res)
-        st["predicate"]["serialization"]["hash_type"] = "blake2b"
+        st = omsref.statement(omsref.file_resources(d, hash_name="blake2b"), hash_type="blake2b")
         self.put("blake2b", omsref.sign_statement(k, st), keys=("p384",))
-        cases.append(("blake2b", SIGNATURE))
+        cases.append(("blake2b", OK))
+        d = self.model("blake2b-shards", {"w.bin": bytes(range(200)) * 3})
+        st = omsref.statement(omsref.shard_resources(d, 256, hash_name="blake2b"),
+                              method="shards", shard_size=256, hash_type="blake2b")
+        self.put("blake2b-shards", omsref.sign_statement(k, st), keys=("p384",))
+        cases.append(("blake2b-shards", OK))
+        d = self.model("blake2b-tampered")
+        st = omsref.statement(omsref.file_resources(d, hash_name="blake2b"), hash_type="blake2b")
+        self.put("blake2b-tampered", omsref.sign_statement(k, st), keys=("p384",))
+        self.ws.write("blake2b-tampered/a.bin", b"changed")
+        cases.append(("blake2b-tampered", INTEGRITY))
+        d = self.model("blake3")
+        st = omsref.statement(omsref.file_resources(d), hash_type="blake3")
+        self.put("blake3", omsref.sign_statement(k, st), keys=("p384",))
+        cases.append(("blake3", SIGNATURE))
         # ignore paths recorded in the bundle, and the policy's own
         d = self.model("recorded-ignore", {"a.bin": b"a", "notes/x": b"x", "notes2": b"y"})
         resign("recorded-ignore", omsref.file_resources(d, ["notes"]) , ignore_paths=["notes"])
