@@ -275,6 +275,8 @@ static mg_status fetch_job(loader *L, job *j, mg_error *err)
                                   pin->has_size, pin->alg, &j->file->region, j->file->digest,
                                   &L->done_bytes, err);
     free(url);
+    if (s == MG_OK && pin->shard_count > 0) /* a sharded manifest entry: check every shard */
+        s = mg_shard_check_memory(&j->file->region, pin, j->file->digest, err);
     return s;
 }
 

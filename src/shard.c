@@ -107,6 +107,33 @@ mg_status mg_shard_root(const mg_pinned_file *pin, uint8_t out[MG_DIGEST_MAX], m
     return s;
 }
 
+mg_status mg_shard_check_memory(const mg_region *r, const mg_pinned_file *pin,
+                                uint8_t digest[MG_DIGEST_MAX], mg_error *err)
+{
+    if (pin->shard_count == 0 || pin->shard_size == 0 || r->len != pin->size)
+        return mg_fail(err, MG_E_INTEGRITY, "size is %zu bytes, expected %llu", r->len,
+                       (unsigned long long)pin->size);
+    size_t dl = mg_digest_len(pin->alg);
+    for (size_t i = 0; i < pin->shard_count; i++) {
+        uint64_t start = (uint64_t)i * pin->shard_size;
+        uint64_t end = pin->size - start < pin->shard_size ? pin->size : start + pin->shard_size;
+        uint8_t d[MG_DIGEST_MAX];
+        mg_status s = mg_digest_buffer(pin->alg, r->data + start, (size_t)(end - start), d, err);
+        if (s != MG_OK)
+            return s;
+        if (!mg_digest_equal(d, pin->shards[i], dl)) {
+            s = mg_fail(err, MG_E_INTEGRITY, "%s mismatch in shard %llu:%llu",
+                        mg_digest_name(pin->alg), (unsigned long long)start,
+                        (unsigned long long)end);
+            mg_strlcpy(err->algorithm, mg_digest_name(pin->alg), sizeof err->algorithm);
+            mg_hex_encode(pin->shards[i], dl, err->expected);
+            mg_hex_encode(d, dl, err->actual);
+            return s;
+        }
+    }
+    return mg_shard_root(pin, digest, err);
+}
+
 mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_region *out,
                         uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done, mg_error *err)
 {

@@ -21,6 +21,11 @@ MG_NODISCARD mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned
                                      mg_region *out, uint8_t digest[MG_DIGEST_MAX],
                                      _Atomic uint64_t *done, mg_error *err);
 
+/* The same check for bytes already in memory (a downloaded file): every shard of `r` must
+ * match, then `digest` gets the root as above. */
+MG_NODISCARD mg_status mg_shard_check_memory(const mg_region *r, const mg_pinned_file *pin,
+                                             uint8_t digest[MG_DIGEST_MAX], mg_error *err);
+
 /* SHA-256 over the concatenated shard digests of `pin` into `out` (32 bytes). */
 MG_NODISCARD mg_status mg_shard_root(const mg_pinned_file *pin, uint8_t out[MG_DIGEST_MAX],
                                      mg_error *err);
