@@ -59,6 +59,8 @@ def oms_model(one):
     d = os.path.join(WORK, "oms")
     os.makedirs(d, mode=0o700, exist_ok=True)
     target = os.path.join(d, os.path.basename(one))
+    if os.path.exists(target) and not os.path.samefile(one, target):
+        os.remove(target)  # the input was made again
     if not os.path.exists(target):
         os.link(one, target)
     key = os.path.join(WORK, "bench-oms")
