@@ -54,10 +54,28 @@ def digest(path):
     return out.stdout.split()[0].decode()
 
 
-def policy(entries):
+def oms_model(one):
+    """The 1 GiB file (hard-linked) in a folder signed as an OMS bundle with 64 MiB shards."""
+    d = os.path.join(WORK, "oms")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    target = os.path.join(d, os.path.basename(one))
+    if os.path.exists(target) and not os.path.samefile(one, target):
+        os.remove(target)  # the input was made again
+    if not os.path.exists(target):
+        os.link(one, target)
+    key = os.path.join(WORK, "bench-oms")
+    if not os.path.exists(key + ".key"):
+        subprocess.run([MG, "keygen", "-t", "ecdsa-p256", "-o", key], check=True,
+                       stdout=subprocess.DEVNULL)
+    subprocess.run([MG, "sign", "--format", "oms", "-k", key + ".key", "--shard-size",
+                    str(64 << 20), d], check=True, stdout=subprocess.DEVNULL)
+    return d, key + ".pub"
+
+
+def policy(entries, keys=None):
     path = os.path.join(WORK, "policy.json")
     with open(path, "w") as f:
-        json.dump({"modelgate_policy": 1, "models": entries}, f)
+        json.dump({"modelgate_policy": 1, "models": entries, "keys": keys or {}}, f)
     os.chmod(path, 0o600)
     return path
 
@@ -75,7 +93,9 @@ def main():
     entries.append({"name": "four", "source": four_dir + "/",
                     "files": {os.path.basename(p): {"sha256": digest(p), "size": os.path.getsize(p)}
                               for p in four}})
-    pol = policy(entries)
+    oms_dir, oms_pub = oms_model(one)
+    entries.append({"name": "oms", "source": oms_dir + "/", "oms": {"keys": ["bench"]}})
+    pol = policy(entries, {"bench": {"public_key": oms_pub}})
     mg = lambda name: [MG, "inspect", "-q", "-p", pol, name]
     cases = [
         ("1 GiB safetensors", one, [
@@ -83,6 +103,10 @@ def main():
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
             ("sha256sum", ["sha256sum", one]),
             ("python hashlib.file_digest", [PY, "-c", "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')", one]),
+        ]),
+        ("1 GiB safetensors, OMS bundle with 64 MiB shards (hashed on every core)", one, [
+            ("modelgate inspect (verify + load)", mg("oms")),
+            ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
         ]),
         ("4 x 256 MiB safetensors (one model)", None, [
             ("modelgate inspect (verify + load)", mg("four")),

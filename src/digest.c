@@ -12,12 +12,12 @@ struct mg_digest_ctx {
 
 size_t mg_digest_len(mg_digest_alg alg)
 {
-    return alg == MG_SHA512 ? 64 : 32;
+    return alg == MG_SHA512 || alg == MG_BLAKE2B ? 64 : 32;
 }
 
 const char *mg_digest_name(mg_digest_alg alg)
 {
-    return alg == MG_SHA512 ? "sha512" : "sha256";
+    return alg == MG_SHA512 ? "sha512" : alg == MG_BLAKE2B ? "blake2b" : "sha256";
 }
 
 bool mg_digest_from_name(const char *name, mg_digest_alg *out)
@@ -41,7 +41,10 @@ mg_status mg_digest_new(mg_digest_alg alg, mg_digest_ctx **out, mg_error *err)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     c->md = EVP_MD_CTX_new();
     if (c->md == NULL ||
-        EVP_DigestInit_ex(c->md, alg == MG_SHA512 ? EVP_sha512() : EVP_sha256(), NULL) != 1) {
+        EVP_DigestInit_ex(c->md, alg == MG_SHA512    ? EVP_sha512()
+                                 : alg == MG_BLAKE2B ? EVP_blake2b512()
+                                                     : EVP_sha256(),
+                          NULL) != 1) {
         mg_digest_free(c);
         return mg_fail(err, MG_E_LIMIT, "OpenSSL digest initialisation failed");
     }
@@ -103,6 +106,8 @@ bool mg_digest_equal(const uint8_t *a, const uint8_t *b, size_t len)
 mg_status mg_hash_file(const char *path, mg_digest_alg alg, char hex[129], mg_error *err)
 {
     mg_error_clear(err);
+    if (alg != MG_SHA256 && alg != MG_SHA512)
+        return mg_fail(err, MG_E_USAGE, "unknown digest algorithm %d", (int)alg);
     char *abs = NULL;
     mg_source_info info;
     mg_status s = mg_source_normalize_path(path, NULL, &abs, &info, err);

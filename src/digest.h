@@ -10,6 +10,9 @@
 #include "internal.h"
 
 #define MG_DIGEST_MAX 64
+/* Internal only (never from the public API or the policy): BLAKE2b-512, for OMS bundles whose
+ * hash_type is "blake2b". */
+#define MG_BLAKE2B ((mg_digest_alg)2)
 
 typedef struct mg_digest_ctx mg_digest_ctx;
 

@@ -30,7 +30,9 @@
 
 #include "digest.h"
 #include "manifest.h"
+#include "oms.h"
 #include "sig.h"
+#include "util/base64.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
 
@@ -174,6 +176,8 @@ static mg_status sign_with(EVP_PKEY *pkey, mg_sig_key_type type, const uint8_t *
         md = EVP_sha256();
     else if (type == MG_SIG_ECDSA_P384)
         md = EVP_sha384();
+    else if (type == MG_SIG_ECDSA_P521)
+        md = EVP_sha512();
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
     size_t n = 0;
@@ -320,6 +324,8 @@ typedef struct walk {
     uint8_t *buf; /* read buffer */
     dev_t key_dev; /* the private key file, which must not be signed into a model */
     ino_t key_ino;
+    bool oms;            /* OMS bundle: skip model.sig and the git files at the top */
+    uint64_t shard_size; /* OMS "shards": a SHA-256 per shard_size bytes, else 0 */
 } walk;
 
 #define READ_CHUNK (1u << 20)
@@ -338,8 +344,14 @@ static mg_status hash_file(int dfd, const char *name, const char *rel, walk *w, 
     mg_digest_ctx *ctx;
     mg_status s = mg_digest_new(w->alg, &ctx, err);
     uint64_t size = 0;
+    mg_pinned_file *f = &w->files[w->count];
+    /* Shards: the whole-file context hashes the current shard and restarts at each border. */
+    uint64_t want = w->shard_size > 0 ? w->shard_size : READ_CHUNK;
+    uint64_t in_shard = 0;
     while (s == MG_OK) {
-        ssize_t r = read(fd, w->buf, READ_CHUNK);
+        size_t ask = w->shard_size > 0 && want - in_shard < READ_CHUNK ? (size_t)(want - in_shard)
+                                                                      : READ_CHUNK;
+        ssize_t r = read(fd, w->buf, ask);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -350,11 +362,36 @@ static mg_status hash_file(int dfd, const char *name, const char *rel, walk *w, 
             break;
         size += (uint64_t)r;
         s = mg_digest_update(ctx, w->buf, (size_t)r, err);
+        in_shard += (uint64_t)r;
+        if (s == MG_OK && w->shard_size > 0 && in_shard == w->shard_size) {
+            uint8_t (*grown)[MG_DIGEST_MAX] = mg_reallocarray(f->shards, f->shard_count + 1,
+                                                              sizeof *grown);
+            if (grown == NULL) {
+                s = mg_fail(err, MG_E_LIMIT, "out of memory");
+                break;
+            }
+            f->shards = grown;
+            s = mg_digest_final(ctx, f->shards[f->shard_count++], err);
+            mg_digest_free(ctx);
+            ctx = NULL;
+            if (s == MG_OK)
+                s = mg_digest_new(w->alg, &ctx, err);
+            in_shard = 0;
+        }
     }
     close(fd);
-    mg_pinned_file *f = &w->files[w->count];
-    if (s == MG_OK)
+    if (s == MG_OK && w->shard_size > 0 && in_shard > 0) {
+        uint8_t (*grown)[MG_DIGEST_MAX] = mg_reallocarray(f->shards, f->shard_count + 1,
+                                                          sizeof *grown);
+        if (grown == NULL)
+            s = mg_fail(err, MG_E_LIMIT, "out of memory");
+        else
+            f->shards = grown;
+        if (s == MG_OK)
+            s = mg_digest_final(ctx, f->shards[f->shard_count++], err);
+    } else if (s == MG_OK) {
         s = mg_digest_final(ctx, f->digest, err);
+    }
     if (s == MG_OK) {
         f->path = mg_strdup(rel);
         if (f->path == NULL)
@@ -368,6 +405,19 @@ static mg_status hash_file(int dfd, const char *name, const char *rel, walk *w, 
     f->size = size;
     w->count++;
     return MG_OK;
+}
+
+/* What an OMS signer leaves out at the top of the model (and records as ignore_paths). */
+static const char *const oms_ignores[] = {".git", ".gitattributes", ".github", ".gitignore",
+                                          "model.sig"};
+
+static bool oms_top_ignored(const char *name)
+{
+    for (size_t i = 0; i < sizeof oms_ignores / sizeof oms_ignores[0]; i++) {
+        if (strcmp(name, oms_ignores[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
 static mg_status walk_dir(int dfd, const char *prefix, unsigned depth, walk *w, mg_error *err)
@@ -384,7 +434,9 @@ static mg_status walk_dir(int dfd, const char *prefix, unsigned depth, walk *w, 
     while (s == MG_OK && (errno = 0, e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (depth == 0 && mg_manifest_is_own_file(e->d_name))
+        if (depth == 0 && !w->oms && mg_manifest_is_own_file(e->d_name))
+            continue;
+        if (depth == 0 && w->oms && oms_top_ignored(e->d_name))
             continue;
         if (depth == 0 && is_stale_sign_temp(e->d_name)) {
             (void)unlinkat(dirfd(d), e->d_name, 0); /* never part of the model */
@@ -475,9 +527,25 @@ static char *manifest_json(const char *name, uint64_t version, const char *expir
         }
         json_t *entry = json_object();
         ok = entry != NULL && json_object_set_new(entry, "path", path) == 0 &&
-             json_object_set_new(entry, "size", json_integer((json_int_t)f->size)) == 0 &&
-             json_object_set_new(entry, mg_digest_name(f->alg), json_string(hex)) == 0 &&
-             json_array_append_new(files, entry) == 0;
+             json_object_set_new(entry, "size", json_integer((json_int_t)f->size)) == 0;
+        if (f->shard_count > 1) {
+            /* Sharded (`sign --shard-size`): one SHA-256 per shard, hashed in parallel. */
+            json_t *list = json_array();
+            ok = ok && list != NULL &&
+                 json_object_set_new(entry, "shard_size",
+                                     json_integer((json_int_t)w->shard_size)) == 0 &&
+                 json_object_set_new(entry, "sha256_shards", list) == 0;
+            for (size_t k = 0; ok && k < f->shard_count; k++) {
+                mg_hex_encode(f->shards[k], 32, hex);
+                ok = json_array_append_new(list, json_string(hex)) == 0;
+            }
+        } else {
+            /* One shard is the whole file: its digest is the file's. */
+            mg_hex_encode(f->shard_count == 1 ? f->shards[0] : f->digest,
+                          mg_digest_len(f->alg), hex);
+            ok = ok && json_object_set_new(entry, mg_digest_name(f->alg), json_string(hex)) == 0;
+        }
+        ok = ok && json_array_append_new(files, entry) == 0;
     }
     ok = ok && json_object_set_new(root, "files", files) == 0;
     char *text = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -615,8 +683,10 @@ static mg_status publish(int dfd, const char *manifest, size_t manifest_len, con
 }
 
 mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, uint64_t version,
-                      const char *expires, mg_digest_alg alg, mg_error *err)
+                      const char *expires, mg_digest_alg alg, uint64_t shard_size, mg_error *err)
 {
+    if (shard_size > 0 && alg != MG_SHA256)
+        return mg_fail(err, MG_E_USAGE, "sharded manifests use sha256");
     char base[129];
     if (name == NULL) {
         base_name(dir, base, sizeof base);
@@ -646,7 +716,7 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
         return mg_fail(err, MG_E_IO, "cannot open %.200s: %s", dir, strerror(errno));
     }
     walk w = {.alg = alg, .buf = malloc(READ_CHUNK), .key_dev = key_file.st_dev,
-              .key_ino = key_file.st_ino};
+              .key_ino = key_file.st_ino, .shard_size = shard_size};
     int walk_fd = dup(dfd);
     if (w.buf == NULL || walk_fd < 0) {
         if (walk_fd >= 0)
@@ -678,8 +748,228 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
     EVP_PKEY_free(pkey);
     free(text);
     free(sig);
-    for (size_t i = 0; i < w.count; i++)
+    for (size_t i = 0; i < w.count; i++) {
         free(w.files[i].path);
+        free(w.files[i].shards);
+    }
+    free(w.files);
+    return s;
+}
+
+/* ---- OMS bundles (issue 16) --------------------------------------------------------------- */
+
+/* The reference signer's order: path components compared bytewise, i.e. '/' before all. */
+static int compare_components(const void *a, const void *b)
+{
+    const unsigned char *x = (const unsigned char *)((const mg_pinned_file *)a)->path;
+    const unsigned char *y = (const unsigned char *)((const mg_pinned_file *)b)->path;
+    for (;; x++, y++) {
+        unsigned cx = *x == '/' ? 1u : *x == 0 ? 0u : (unsigned)*x + 1u;
+        unsigned cy = *y == '/' ? 1u : *y == 0 ? 0u : (unsigned)*y + 1u;
+        if (cx != cy)
+            return cx < cy ? -1 : 1;
+        if (cx == 0)
+            return 0;
+    }
+}
+
+static bool add_resource(json_t *resources, const char *alg, const char *name,
+                         const uint8_t digest[32], EVP_MD_CTX *root)
+{
+    char hex[65];
+    mg_hex_encode(digest, 32, hex);
+    json_t *r = json_object();
+    json_t *n = json_string(name);
+    bool ok = r != NULL && n != NULL && json_object_set_new(r, "algorithm", json_string(alg)) == 0 &&
+              json_object_set_new(r, "name", n) == 0 &&
+              json_object_set_new(r, "digest", json_string(hex)) == 0 &&
+              json_array_append(resources, r) == 0 && EVP_DigestUpdate(root, digest, 32) == 1;
+    if (n != NULL && r == NULL)
+        json_decref(n);
+    json_decref(r);
+    return ok;
+}
+
+/* The in-toto statement of an OMS v1.0 signature over the walked files. */
+static char *oms_statement(const char *name, const walk *w, mg_error *err)
+{
+    json_t *resources = json_array();
+    EVP_MD_CTX *root = EVP_MD_CTX_new();
+    bool ok = resources != NULL && root != NULL && EVP_DigestInit_ex(root, EVP_sha256(), NULL) == 1;
+    char alg[64];
+    snprintf(alg, sizeof alg, w->shard_size > 0 ? "sha256-sharded-%llu" : "sha256",
+             (unsigned long long)w->shard_size);
+    char shard_name[MG_MANIFEST_MAX_PATH + 64];
+    for (size_t i = 0; ok && i < w->count; i++) {
+        const mg_pinned_file *f = &w->files[i];
+        if (w->shard_size == 0) {
+            ok = add_resource(resources, alg, f->path, f->digest, root);
+            continue;
+        }
+        for (size_t k = 0; ok && k < f->shard_count; k++) {
+            uint64_t start = (uint64_t)k * w->shard_size;
+            uint64_t end = f->size - start < w->shard_size ? f->size : start + w->shard_size;
+            snprintf(shard_name, sizeof shard_name, "%s:%llu:%llu", f->path,
+                     (unsigned long long)start, (unsigned long long)end);
+            ok = add_resource(resources, alg, shard_name, f->shards[k], root);
+        }
+    }
+    uint8_t digest[32];
+    char hex[65];
+    unsigned dl = 0;
+    ok = ok && EVP_DigestFinal_ex(root, digest, &dl) == 1;
+    EVP_MD_CTX_free(root);
+    if (!ok) {
+        json_decref(resources);
+        mg_fail_fmt(err, MG_E_FORMAT, "cannot encode the statement (a file name that is not "
+                    "UTF-8?)");
+        return NULL;
+    }
+    if (json_array_size(resources) == 0) {
+        json_decref(resources);
+        mg_fail_fmt(err, MG_E_USAGE, "the model holds no data to sign");
+        return NULL;
+    }
+    mg_hex_encode(digest, 32, hex);
+    json_t *ignore = json_array();
+    for (size_t i = 0; ignore != NULL && i < sizeof oms_ignores / sizeof oms_ignores[0]; i++)
+        json_array_append_new(ignore, json_string(oms_ignores[i]));
+    json_t *ser = json_pack("{s:b, s:s, s:s, s:o}", "allow_symlinks", 0, "method",
+                            w->shard_size > 0 ? "shards" : "files", "hash_type", "sha256",
+                            "ignore_paths", ignore);
+    if (ser != NULL && w->shard_size > 0)
+        json_object_set_new(ser, "shard_size", json_integer((json_int_t)w->shard_size));
+    json_t *st = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:{s:o, s:o}}", "_type",
+                           "https://in-toto.io/Statement/v1", "subject", "name", name, "digest",
+                           "sha256", hex, "predicateType", "https://model_signing/signature/v1.0",
+                           "predicate", "resources", resources, "serialization", ser);
+    char *text = st != NULL ? json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(st);
+    if (text == NULL)
+        mg_fail_fmt(err, MG_E_LIMIT, "cannot encode the statement");
+    return text;
+}
+
+static char *b64(const uint8_t *data, size_t len)
+{
+    char *out = malloc(mg_base64_encoded_len(len) + 1);
+    if (out != NULL)
+        mg_base64_encode(data, len, out);
+    return out;
+}
+
+/* The Sigstore bundle around the statement and its DSSE signature (key mode, with hint). */
+static char *oms_bundle(const char *payload, size_t payload_len, const uint8_t *sig,
+                        size_t sig_len, const uint8_t hint[32], mg_error *err)
+{
+    char hex[65];
+    mg_hex_encode(hint, 32, hex);
+    char *p64 = b64((const uint8_t *)payload, payload_len);
+    char *s64 = b64(sig, sig_len);
+    json_t *b = p64 != NULL && s64 != NULL
+                    ? json_pack("{s:s, s:{s:{s:s}, s:[]}, s:{s:s, s:s, s:[{s:s, s:s}]}}",
+                                "mediaType", "application/vnd.dev.sigstore.bundle.v0.3+json",
+                                "verificationMaterial", "publicKey", "hint", hex, "tlogEntries",
+                                "dsseEnvelope", "payload", p64, "payloadType",
+                                "application/vnd.in-toto+json", "signatures", "sig", s64,
+                                "keyid", "")
+                    : NULL;
+    char *text = b != NULL ? json_dumps(b, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(b);
+    free(p64);
+    free(s64);
+    if (text == NULL)
+        mg_fail_fmt(err, MG_E_LIMIT, "cannot encode the bundle");
+    return text;
+}
+
+mg_status mg_sign_oms(const char *key_path, const char *dir, uint64_t shard_size, mg_error *err)
+{
+    if (shard_size > (UINT64_C(1) << 53))
+        return mg_fail(err, MG_E_USAGE, "the shard size must be from 1 to 2^53 bytes");
+    EVP_PKEY *pkey;
+    struct stat key_file;
+    mg_status s = load_private_key(key_path, &pkey, &key_file, err);
+    if (s != MG_OK)
+        return s;
+    mg_sig_key *pub = NULL;
+    uint8_t hint[32];
+    s = public_half(pkey, &pub, err);
+    if (s == MG_OK) {
+        mg_sig_key_type t = mg_sig_key_type_of(pub);
+        if (t != MG_SIG_ECDSA_P256 && t != MG_SIG_ECDSA_P384 && t != MG_SIG_ECDSA_P521)
+            s = mg_fail(err, MG_E_USAGE, "an OMS bundle is signed with ECDSA P-256, P-384 or "
+                        "P-521; this key is %s", mg_sig_key_type_name(t));
+        else if (!mg_sig_key_spki_pem_sha256(pub, hint))
+            s = mg_fail(err, MG_E_LIMIT, "cannot encode the public key");
+    }
+    mg_sig_key_free(pub);
+    int dfd = s == MG_OK ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (s == MG_OK && dfd < 0)
+        s = mg_fail(err, MG_E_IO, "cannot open %.200s: %s", dir, strerror(errno));
+    walk w = {.alg = MG_SHA256, .key_dev = key_file.st_dev, .key_ino = key_file.st_ino,
+              .oms = true, .shard_size = shard_size};
+    if (s == MG_OK) {
+        w.buf = malloc(READ_CHUNK);
+        int walk_fd = dup(dfd);
+        if (w.buf == NULL || walk_fd < 0) {
+            if (walk_fd >= 0)
+                close(walk_fd);
+            s = mg_fail(err, MG_E_LIMIT, "out of memory");
+        } else {
+            s = walk_dir(walk_fd, "", 0, &w, err);
+        }
+        free(w.buf);
+    }
+    char base[256];
+    base_name(dir, base, sizeof base);
+    char *payload = NULL, *bundle = NULL;
+    uint8_t *pae = NULL, *sig = NULL;
+    size_t pae_len = 0, sig_len = 0;
+    if (s == MG_OK) {
+        qsort(w.files, w.count, sizeof *w.files, compare_components);
+        payload = oms_statement(base, &w, err);
+        s = payload != NULL ? MG_OK : err != NULL ? err->status : MG_E_LIMIT;
+    }
+    if (s == MG_OK) {
+        pae = mg_oms_pae((const uint8_t *)payload, strlen(payload), &pae_len);
+        s = pae != NULL ? sign_and_check(pkey, pae, pae_len, &sig, &sig_len, err)
+                        : mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    if (s == MG_OK) {
+        bundle = oms_bundle(payload, strlen(payload), sig, sig_len, hint, err);
+        s = bundle != NULL ? MG_OK : MG_E_LIMIT;
+    }
+    if (s == MG_OK) {
+        size_t n = strlen(bundle);
+        bundle[n++] = '\n'; /* over the NUL: used by length from here */
+        /* Staged unnamed (or under a temporary name), then put in place of any older bundle:
+         * a verifier sees the old bundle, none, or the new one. */
+        staged st = {.fd = -1};
+        if (!stage(dfd, "model.sig", bundle, n, &st)) {
+            s = mg_fail(err, MG_E_IO, "cannot write model.sig: %s", strerror(errno));
+        } else if (st.tmp[0] != '\0' ? renameat(dfd, st.tmp, dfd, "model.sig") != 0
+                                     : ((unlinkat(dfd, "model.sig", 0) != 0 && errno != ENOENT) ||
+                                        unstage(dfd, &st, "model.sig") != 0)) {
+            s = mg_fail(err, MG_E_IO, "cannot write model.sig: %s", strerror(errno));
+        } else {
+            st.tmp[0] = '\0';
+        }
+        unstage_cleanup(dfd, &st);
+        if (s == MG_OK && fsync(dfd) != 0)
+            s = mg_fail(err, MG_E_IO, "cannot sync the model directory: %s", strerror(errno));
+    }
+    if (dfd >= 0)
+        close(dfd);
+    EVP_PKEY_free(pkey);
+    free(payload);
+    free(pae);
+    free(sig);
+    free(bundle);
+    for (size_t i = 0; i < w.count; i++) {
+        free(w.files[i].path);
+        free(w.files[i].shards);
+    }
     free(w.files);
     return s;
 }

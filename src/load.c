@@ -24,7 +24,9 @@
 #include "format/mxnet.h"
 #include "model.h"
 #include "oci.h"
+#include "oms.h"
 #include "policy.h"
+#include "shard.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
 #include "util/json.h"
@@ -168,6 +170,9 @@ typedef struct loader {
     size_t expected_count;
     mg_manifest manifest;
     bool have_manifest;
+    mg_oms oms;         /* OMS models: the verified bundle */
+    bool have_oms;
+    unsigned shard_threads; /* threads per sharded file */
     job *jobs;
     _Atomic size_t next_job;
     _Atomic bool failed;
@@ -184,10 +189,18 @@ static int cmp_pin(const void *a, const void *b)
     return strcmp(((const mg_pinned_file *)a)->path, ((const mg_pinned_file *)b)->path);
 }
 
+/* A single file rather than a directory: pinned, or an OMS bundle over one file. */
+static bool single_file(const mg_policy_model *e)
+{
+    return e->kind == MG_MODEL_PINNED_FILE || (e->kind == MG_MODEL_OMS && !e->directory);
+}
+
 static mg_status open_model_file(loader *L, const char *rel, int *fd, mg_error *err)
 {
-    if (L->entry->kind == MG_MODEL_PINNED_FILE)
+    if (single_file(L->entry))
         *fd = mg_open_nofollow(L->entry->source, O_RDONLY | O_NONBLOCK, NULL);
+    else if (L->have_oms)
+        *fd = mg_oms_open(&L->oms, L->dirfd, rel);
     else
         *fd = mg_openat_nofollow(L->dirfd, rel, O_RDONLY | O_NONBLOCK);
     if (*fd >= 0)
@@ -195,7 +208,7 @@ static mg_status open_model_file(loader *L, const char *rel, int *fd, mg_error *
     if (errno == ELOOP || errno == ENOTDIR)
         return mg_fail(err, MG_E_INTEGRITY, "a symlink is on the path of the file (refused)");
     if (errno == ENOENT)
-        return mg_fail(err, L->entry->kind == MG_MODEL_PINNED_FILE ? MG_E_IO : MG_E_INTEGRITY,
+        return mg_fail(err, single_file(L->entry) ? MG_E_IO : MG_E_INTEGRITY,
                        "file not found");
     return mg_fail(err, MG_E_IO, "cannot open: %s", strerror(errno));
 }
@@ -264,6 +277,8 @@ static mg_status fetch_job(loader *L, job *j, mg_error *err)
                                   pin->has_size, pin->alg, &j->file->region, j->file->digest,
                                   &L->done_bytes, err);
     free(url);
+    if (s == MG_OK && pin->shard_count > 0) /* a sharded manifest entry: check every shard */
+        s = mg_shard_check_memory(&j->file->region, pin, j->file->digest, err);
     return s;
 }
 
@@ -278,7 +293,11 @@ static void run_job(loader *L, job *j)
     } else {
         int fd;
         s = open_model_file(L, pin->path, &fd, err);
-        if (s == MG_OK) {
+        if (s == MG_OK && pin->shard_count > 0) {
+            s = mg_shard_read(fd, pin, L->shard_threads, &f->region, f->digest, &L->done_bytes,
+                              err);
+            close(fd);
+        } else if (s == MG_OK) {
             uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
             s = mg_region_read_hashed_ex(fd, want, pin->alg, L->prefault ? MG_REGION_PREFAULT : 0,
                                          &f->region, f->digest, &L->done_bytes, err);
@@ -349,6 +368,7 @@ static mg_status read_all(loader *L, mg_model *m, const mg_load_options *opts, m
             L->total_bytes += L->expected[i].size;
     }
     unsigned n = worker_count(opts, L->expected_count);
+    L->shard_threads = worker_count(opts, SIZE_MAX) / n;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     L->prefault = cores > 1 && (long)n < cores;
     pthread_t threads[64];
@@ -704,6 +724,52 @@ static mg_status load_oci_signed(loader *L, mg_pinned_file *files, size_t *count
     return s;
 }
 
+/* Verify the OMS bundle of the model (inside a directory model, or at its policy path for a
+ * single file) and take its file list. */
+static mg_status load_oms(loader *L, mg_error *err)
+{
+    const mg_oms_policy *op = L->entry->oms;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    bool found = false;
+    mg_status s;
+    const char *single = NULL;
+    if (single_file(L->entry)) {
+        const char *slash = strrchr(L->entry->source, '/');
+        single = slash != NULL && slash[1] != '\0' ? slash + 1 : L->entry->source;
+        int fd = mg_open_nofollow(op->bundle, O_RDONLY | O_NONBLOCK, NULL);
+        if (fd < 0) {
+            s = errno == ENOENT ? mg_fail(err, MG_E_SIGNATURE, "the OMS bundle %.200s is "
+                                          "missing", op->bundle)
+                                : mg_fail(err, MG_E_IO, "cannot open the OMS bundle %.200s: %s",
+                                          op->bundle, strerror(errno));
+        } else {
+            s = mg_read_small(fd, MG_MAX_MANIFEST_BYTES, &data, &len, err);
+            close(fd);
+            found = true;
+        }
+    } else {
+        s = read_manifest_file(L->dirfd, op->bundle, MG_MAX_MANIFEST_BYTES, &data, &len, &found,
+                               err);
+        if (s == MG_OK && !found) {
+            s = mg_fail(err, MG_E_SIGNATURE, "the model directory has no OMS bundle");
+            mg_error_set_file(err, op->bundle);
+        }
+    }
+    if (s == MG_OK) {
+        s = mg_oms_verify(L->pol, L->entry, data, len, single, &L->oms, err);
+        if (s == MG_OK) {
+            L->have_oms = true;
+            L->expected = L->oms.files;
+            L->expected_count = L->oms.file_count;
+        } else if (!single_file(L->entry)) {
+            mg_error_set_file(err, op->bundle);
+        }
+    }
+    free(data);
+    return s;
+}
+
 /* ---- parsing ------------------------------------------------------------------------- */
 
 static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err);
@@ -1016,7 +1082,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = mg_fail(err, MG_E_USAGE, "the policy has no cache_dir to fetch into");
         goto done;
     }
-    if (entry->kind != MG_MODEL_PINNED_FILE && !entry->remote) {
+    if (!single_file(entry) && !entry->remote) {
         L.dirfd = mg_open_nofollow(entry->source, O_PATH | O_DIRECTORY, NULL);
         if (L.dirfd < 0) {
             s = errno == ELOOP || errno == ENOTDIR
@@ -1036,6 +1102,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
             s = load_oci_signed(&L, sorted, &n, err);
         L.expected = sorted;
         L.expected_count = n;
+    } else if (entry->kind == MG_MODEL_OMS) {
+        s = load_oms(&L, err);
     } else {
         sorted = mg_calloc(entry->file_count, sizeof *sorted);
         if (sorted == NULL) {
@@ -1049,12 +1117,12 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     }
     /* A local directory must hold exactly the expected files. A remote one cannot be listed:
      * exactly the expected files are fetched, and nothing else of it is ever used. */
-    if (s == MG_OK && entry->kind != MG_MODEL_PINNED_FILE && !entry->remote)
-        s = check_file_set(&L, err);
+    if (s == MG_OK && !single_file(entry) && !entry->remote)
+        s = L.have_oms ? mg_oms_check_file_set(&L.oms, L.dirfd, err) : check_file_set(&L, err);
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
-        s = mode == MODE_LOAD ? parse_all(m, entry->kind == MG_MODEL_PINNED_FILE, err)
+        s = mode == MODE_LOAD ? parse_all(m, single_file(entry), err)
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);
@@ -1089,6 +1157,7 @@ done:
     free(sorted);
     if (L.have_manifest || L.manifest.files != NULL)
         mg_manifest_free(&L.manifest);
+    mg_oms_free(&L.oms);
     pthread_mutex_destroy(&L.lock);
     pthread_cond_destroy(&L.cond);
     if (s != MG_OK) {

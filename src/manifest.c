@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shard.h"
 #include "util/checked.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -57,8 +58,10 @@ void mg_manifest_free(mg_manifest *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->file_count; i++)
+    for (size_t i = 0; i < m->file_count; i++) {
         free(m->files[i].path);
+        free(m->files[i].shards);
+    }
     free(m->files);
     free(m->name);
     memset(m, 0, sizeof *m);
@@ -162,7 +165,8 @@ static int compare_files(const void *a, const void *b)
 
 static mg_status parse_file_entry(json_t *f, size_t index, mg_pinned_file *out, mg_error *err)
 {
-    static const char *const keys[] = {"path", "size", "sha256", "sha512"};
+    static const char *const keys[] = {"path", "size", "sha256", "sha512", "shard_size",
+                                       "sha256_shards"};
     const char *bad = NULL;
     if (!json_is_object(f))
         return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu] is not an object", index);
@@ -188,9 +192,44 @@ static mg_status parse_file_entry(json_t *f, size_t index, mg_pinned_file *out, 
                        index);
     json_t *h256 = json_object_get(f, "sha256");
     json_t *h512 = json_object_get(f, "sha512");
-    if ((h256 == NULL) == (h512 == NULL))
-        return mg_fail(err, MG_E_SIGNATURE,
-                       "manifest: files[%zu] needs exactly one of sha256 and sha512", index);
+    json_t *shards = json_object_get(f, "sha256_shards");
+    if ((h256 != NULL) + (h512 != NULL) + (shards != NULL) != 1)
+        return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu] needs exactly one of sha256, "
+                       "sha512 and sha256_shards", index);
+    if ((shards != NULL) != (json_object_get(f, "shard_size") != NULL))
+        return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu]: shard_size and "
+                       "sha256_shards go together", index);
+    if (shards != NULL) {
+        /* Sharded: one SHA-256 per shard_size bytes, hashed on every core when loaded. */
+        uint64_t ss;
+        if (!mg_json_u64(json_object_get(f, "shard_size"), &ss) || ss == 0 || size == 0)
+            return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu].shard_size must be an "
+                           "integer >= 1 and the file not empty", index);
+        uint64_t count = size / ss + (size % ss != 0);
+        if (!json_is_array(shards) || json_array_size(shards) != count)
+            return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu].sha256_shards must hold "
+                           "%llu digests (size / shard_size, rounded up)", index,
+                           (unsigned long long)count);
+        out->shards = mg_calloc(count, sizeof *out->shards);
+        if (out->shards == NULL)
+            return mg_fail(err, MG_E_LIMIT, "out of memory");
+        for (size_t k = 0; k < count; k++) {
+            json_t *h = json_array_get(shards, k);
+            if (!json_is_string(h) || json_string_length(h) != 64 ||
+                !mg_hex_decode(json_string_value(h), out->shards[k], 32))
+                return mg_fail(err, MG_E_SIGNATURE, "manifest: files[%zu].sha256_shards[%zu] "
+                               "is not 64 hex digits", index, k);
+        }
+        out->shard_count = (size_t)count;
+        out->shard_size = ss;
+        out->alg = MG_SHA256;
+        out->has_size = true;
+        out->size = size;
+        if (mg_shard_root(out, out->digest, err) != MG_OK)
+            return MG_E_LIMIT;
+        out->path = mg_strdup(p);
+        return out->path != NULL ? MG_OK : mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
     mg_digest_alg alg = h256 != NULL ? MG_SHA256 : MG_SHA512;
     json_t *hex = h256 != NULL ? h256 : h512;
     if (!json_is_string(hex) || !mg_hex_decode(json_string_value(hex), out->digest,
@@ -220,8 +259,13 @@ static mg_status parse_files(json_t *files, mg_manifest *m, mg_error *err)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     for (size_t i = 0; i < n; i++) {
         mg_status st = parse_file_entry(json_array_get(files, i), i, &m->files[i], err);
-        if (st != MG_OK)
+        if (st != MG_OK) {
+            free(m->files[i].shards); /* an entry that failed half-way is not counted */
+            free(m->files[i].path);
+            m->files[i].shards = NULL;
+            m->files[i].path = NULL;
             return st;
+        }
         m->file_count++;
     }
     if (m->file_count > 1)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "oci.h"
+#include "oms.h"
 #include "source.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -554,6 +555,156 @@ static void parse_manifest_entry(problems *pr, const char *path, const mg_policy
     }
 }
 
+/* "oms": {"bundle", and "keys"/"threshold" or "ca_file"/"identity", "allow_symlinks"}, plus
+ * the entry's "ignore" list (read by the caller into `ignore`). */
+static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol, json_t *v,
+                            json_t *ignore, mg_policy_model *m)
+{
+    char sub[1024];
+    if (!json_is_object(v)) {
+        problem(pr, path, "must be an object");
+        return;
+    }
+    static const char *const allowed[] = {"bundle", "keys", "threshold", "ca_file", "identity",
+                                          "allow_symlinks", "sigstore_root", "issuer", NULL};
+    check_keys_only(pr, path, v, allowed);
+    mg_oms_policy *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        problem(pr, path, "out of memory");
+        return;
+    }
+    m->oms = o;
+    json_t *bundle = json_object_get(v, "bundle");
+    snprintf(sub, sizeof sub, "%.300s.bundle", path);
+    if (bundle != NULL && !json_is_string(bundle)) {
+        problem(pr, sub, "must be a path string");
+    } else if (m->source != NULL && m->directory) {
+        const char *b = bundle != NULL ? json_string_value(bundle) : MG_OMS_DEFAULT_BUNDLE;
+        if (!mg_policy_safe_relpath(b))
+            problem(pr, sub, "must be a safe path inside the model folder");
+        else if ((o->bundle = mg_strdup(b)) == NULL)
+            problem(pr, sub, "out of memory");
+    } else if (m->source != NULL) {
+        if (bundle == NULL)
+            problem(pr, sub, "a single-file model needs the bundle's path");
+        else if ((o->bundle = resolve_path(pol, json_string_value(bundle))) == NULL)
+            problem(pr, sub, "not a valid path");
+    }
+    if (m->source != NULL && m->remote)
+        problem(pr, path, "OMS bundles are verified for local models only");
+    json_t *sym = json_object_get(v, "allow_symlinks");
+    if (sym != NULL && !json_is_boolean(sym)) {
+        snprintf(sub, sizeof sub, "%.300s.allow_symlinks", path);
+        problem(pr, sub, "must be true or false");
+    }
+    o->allow_symlinks = json_is_true(sym);
+    json_t *keys = json_object_get(v, "keys");
+    json_t *ca = json_object_get(v, "ca_file");
+    json_t *root = json_object_get(v, "sigstore_root");
+    int anchors = (keys != NULL) + (ca != NULL) + (root != NULL);
+    if (anchors != 1) {
+        problem(pr, path, "needs exactly one of \"keys\", \"ca_file\" and \"sigstore_root\"");
+    } else if (root != NULL) {
+        o->sigstore_mode = true;
+        snprintf(sub, sizeof sub, "%.300s.sigstore_root", path);
+        char *abs = json_is_string(root) ? resolve_path(pol, json_string_value(root)) : NULL;
+        mg_error rerr;
+        mg_error_clear(&rerr);
+        if (abs == NULL)
+            problem(pr, sub, "must be a valid path string");
+        else if (read_protected(abs, "Sigstore trusted root", MG_MAX_KEY_FILE_BYTES * 16u,
+                                &o->ca_pem, &o->ca_len, &rerr) != MG_OK)
+            problem(pr, sub, "%s", rerr.message);
+        free(abs);
+        static const char *const need[] = {"identity", "issuer"};
+        char **dst[] = {&o->identity, &o->issuer};
+        for (size_t i = 0; i < 2; i++) {
+            json_t *x = json_object_get(v, need[i]);
+            snprintf(sub, sizeof sub, "%.300s.%s", path, need[i]);
+            if (!json_is_string(x) || json_string_length(x) == 0)
+                problem(pr, sub, "Sigstore mode needs it as a non-empty string");
+            else if ((*dst[i] = mg_strdup(json_string_value(x))) == NULL)
+                problem(pr, sub, "out of memory");
+        }
+        if (json_object_get(v, "threshold") != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.threshold", path);
+            problem(pr, sub, "only for key mode (\"keys\")");
+        }
+    } else if (keys != NULL) {
+        json_t *km = json_pack("{s:O}", "keys", keys);
+        json_t *th = json_object_get(v, "threshold");
+        if (km != NULL && th != NULL)
+            json_object_set(km, "threshold", th);
+        if (km != NULL)
+            parse_manifest_entry(pr, path, pol, km, m);
+        json_decref(km);
+        for (size_t i = 0; i < m->key_count; i++) {
+            mg_sig_key_type t = mg_sig_key_type_of(pol->keys[m->keys[i]].key);
+            if (t != MG_SIG_ECDSA_P256 && t != MG_SIG_ECDSA_P384 && t != MG_SIG_ECDSA_P521) {
+                snprintf(sub, sizeof sub, "%.300s.keys[%zu]", path, i);
+                problem(pr, sub, "an OMS key must be ECDSA P-256, P-384 or P-521");
+            }
+        }
+        if (json_object_get(v, "identity") != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.identity", path);
+            problem(pr, sub, "only for certificate mode (\"ca_file\")");
+        }
+    } else {
+        o->cert_mode = true;
+        snprintf(sub, sizeof sub, "%.300s.ca_file", path);
+        char *abs = json_is_string(ca) ? resolve_path(pol, json_string_value(ca)) : NULL;
+        mg_error cerr;
+        mg_error_clear(&cerr);
+        if (abs == NULL)
+            problem(pr, sub, "must be a valid path string");
+        else if (read_protected(abs, "CA file", MG_MAX_KEY_FILE_BYTES * 16u, &o->ca_pem,
+                                &o->ca_len, &cerr) != MG_OK)
+            problem(pr, sub, "%s", cerr.message);
+        free(abs);
+        json_t *id = json_object_get(v, "identity");
+        snprintf(sub, sizeof sub, "%.300s.identity", path);
+        if (id != NULL && (!json_is_string(id) || json_string_length(id) == 0))
+            problem(pr, sub, "must be a non-empty string");
+        else if (id != NULL && (o->identity = mg_strdup(json_string_value(id))) == NULL)
+            problem(pr, sub, "out of memory");
+        if (json_object_get(v, "threshold") != NULL) {
+            snprintf(sub, sizeof sub, "%.300s.threshold", path);
+            problem(pr, sub, "only for key mode (\"keys\")");
+        }
+    }
+    if (root == NULL && json_object_get(v, "issuer") != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.issuer", path);
+        problem(pr, sub, "only for Sigstore mode");
+    }
+    if (ignore == NULL)
+        return;
+    char ipath[600];
+    snprintf(ipath, sizeof ipath, "%.300s", path);
+    char *dot = strrchr(ipath, '.');
+    if (dot != NULL)
+        strcpy(dot, ".ignore");
+    if (!json_is_array(ignore) || json_array_size(ignore) > 1000) {
+        problem(pr, ipath, "must be an array of at most 1000 paths");
+        return;
+    }
+    o->ignore = mg_calloc(json_array_size(ignore), sizeof *o->ignore);
+    if (o->ignore == NULL && json_array_size(ignore) > 0) {
+        problem(pr, ipath, "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(ignore, i, p) {
+        snprintf(sub, sizeof sub, "%.300s[%zu]", ipath, i);
+        if (!json_is_string(p) || !mg_policy_safe_relpath(json_string_value(p)))
+            problem(pr, sub, "must be a safe path relative to the model root");
+        else if ((o->ignore[o->ignore_count] = mg_strdup(json_string_value(p))) == NULL)
+            problem(pr, sub, "out of memory");
+        else
+            o->ignore_count++;
+    }
+}
+
 static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_model *m)
 {
     if (!json_is_object(v) || json_object_size(v) == 0) {
@@ -607,7 +758,8 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         return;
     }
     static const char *const allowed[] = {"name", "source", "sha256", "sha512", "size",
-                                          "files", "manifest", "redirects", NULL};
+                                          "files", "manifest", "redirects", "oms", "ignore",
+                                          NULL};
     check_keys_only(pr, path, v, allowed);
     mg_policy_model *m = &pol->models[pol->model_count];
     memset(m, 0, sizeof *m);
@@ -648,15 +800,21 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     bool pinned = json_object_get(v, "sha256") != NULL || json_object_get(v, "sha512") != NULL;
     json_t *files = json_object_get(v, "files");
     json_t *manifest = json_object_get(v, "manifest");
-    int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0);
+    json_t *oms = json_object_get(v, "oms");
+    int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0) +
+                (oms != NULL ? 1 : 0);
+    if (oms == NULL && json_object_get(v, "ignore") != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.ignore", path);
+        problem(pr, sub, "only for an \"oms\" model");
+    }
     if (m->oci != NULL) {
         /* The manifest digest in the source is the pin; the files are its layers. A
          * "manifest" (keys, threshold) also requires a signed modelgate manifest among them. */
         m->kind = MG_MODEL_OCI;
-        if (pinned || files != NULL) {
+        if (pinned || files != NULL || oms != NULL) {
             problem(pr, path, "an oci:// source is pinned by its manifest digest: it takes no "
-                    "\"sha256\"/\"sha512\" or \"files\" (a \"manifest\" may be required on "
-                    "top)");
+                    "\"sha256\"/\"sha512\", \"files\" or \"oms\" (a \"manifest\" may be "
+                    "required on top)");
             ok = false;
         } else if (manifest != NULL) {
             snprintf(sub, sizeof sub, "%.300s.manifest", path);
@@ -664,8 +822,13 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
             m->kind = MG_MODEL_OCI;
         }
     } else if (kinds != 1) {
-        problem(pr, path, "needs exactly one of \"sha256\"/\"sha512\", \"files\" and \"manifest\"");
+        problem(pr, path, "needs exactly one of \"sha256\"/\"sha512\", \"files\", "
+                          "\"manifest\" and \"oms\"");
         ok = false;
+    } else if (oms != NULL) {
+        m->kind = MG_MODEL_OMS;
+        snprintf(sub, sizeof sub, "%.300s.oms", path);
+        parse_oms_entry(pr, sub, pol, oms, json_object_get(v, "ignore"), m);
     } else if (pinned) {
         m->kind = MG_MODEL_PINNED_FILE;
         if (m->source != NULL && m->directory) {
@@ -700,7 +863,8 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         snprintf(sub, sizeof sub, "%.300s.size", path);
         problem(pr, sub, "an oci:// source takes no size (the manifest gives each layer's)");
     }
-    if (kinds == 1 && !pinned && m->oci == NULL && m->source != NULL && !m->directory) {
+    if (kinds == 1 && !pinned && oms == NULL && m->oci == NULL && m->source != NULL &&
+        !m->directory) {
         snprintf(sub, sizeof sub, "%.300s.source", path);
         problem(pr, sub, "a \"files\" or \"manifest\" model is a directory: end the source in '/'");
         ok = false;
@@ -741,6 +905,7 @@ static void model_free(mg_policy_model *m)
     free(m->files);
     free(m->keys);
     free(m->oci);
+    mg_oms_policy_free(m->oms);
 }
 
 void mg_policy_close(mg_policy *pol)

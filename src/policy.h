@@ -22,13 +22,19 @@ typedef struct mg_pinned_file {
     uint8_t digest[MG_DIGEST_MAX];
     bool has_size;
     uint64_t size;
+    /* Sharded (OMS "shards"): shard_count > 0 means `digest` is unused; shard i covers
+     * [i*shard_size, min((i+1)*shard_size, size)) and must hash to shards[i] (with `alg`). */
+    uint64_t shard_size;
+    size_t shard_count;
+    uint8_t (*shards)[MG_DIGEST_MAX];
 } mg_pinned_file;
 
 typedef enum mg_model_kind {
     MG_MODEL_PINNED_FILE, /* sha256/sha512: a single file */
     MG_MODEL_PINNED_DIR,  /* files: a directory, every file pinned */
     MG_MODEL_MANIFEST,    /* manifest: a directory with a signed manifest */
-    MG_MODEL_OCI          /* oci://HOST/REPO@sha256:...: the files an artifact manifest lists */
+    MG_MODEL_OCI,         /* oci://HOST/REPO@sha256:...: the files an artifact manifest lists */
+    MG_MODEL_OMS          /* oms: an OpenSSF model-signing bundle (directory or single file) */
 } mg_model_kind;
 
 typedef enum mg_redirects {
@@ -50,6 +56,7 @@ typedef struct mg_policy_model {
     unsigned threshold;
     mg_redirects redirects;
     struct mg_oci_ref *oci; /* OCI: the parsed reference (oci.h) */
+    struct mg_oms_policy *oms; /* OMS: bundle and trust anchor (oms.h) */
 } mg_policy_model;
 
 /*

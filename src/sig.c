@@ -19,6 +19,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ const char *mg_sig_key_type_name(mg_sig_key_type type)
     case MG_SIG_ED25519: return "ed25519";
     case MG_SIG_ECDSA_P256: return "ecdsa-p256-sha256";
     case MG_SIG_ECDSA_P384: return "ecdsa-p384-sha384";
+    case MG_SIG_ECDSA_P521: return "ecdsa-p521-sha512";
     case MG_SIG_MINISIGN: return "minisign";
     }
     return "?";
@@ -188,6 +190,10 @@ static bool ec_named_curve(EVP_PKEY *pkey, mg_sig_key_type *type)
         *type = MG_SIG_ECDSA_P384;
         return true;
     }
+    if (strcmp(group, "secp521r1") == 0 || strcmp(group, "P-521") == 0) {
+        *type = MG_SIG_ECDSA_P521;
+        return true;
+    }
     return false;
 }
 
@@ -254,7 +260,7 @@ static mg_status classify_pkey(EVP_PKEY *pkey, mg_sig_key_type *type, mg_error *
     if (id == EVP_PKEY_EC) {
         if (!ec_named_curve(pkey, type))
             return mg_fail(err, MG_E_POLICY,
-                           "public key: only the named curves P-256 and P-384 are accepted");
+                           "public key: only the named curves P-256, P-384 and P-521 are accepted");
         EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
         int ok = ctx != NULL && EVP_PKEY_public_check(ctx) == 1;
         EVP_PKEY_CTX_free(ctx);
@@ -263,7 +269,8 @@ static mg_status classify_pkey(EVP_PKEY *pkey, mg_sig_key_type *type, mg_error *
         return MG_OK;
     }
     return mg_fail(err, MG_E_POLICY,
-                   "public key: unsupported key type (RSA, Ed25519, ECDSA P-256/P-384 accepted)");
+                   "public key: unsupported key type (RSA, Ed25519, ECDSA P-256/P-384/P-521 "
+                   "accepted)");
 }
 
 mg_status mg_sig_key_from_pem(const uint8_t *pem, size_t len, mg_sig_key **out, mg_error *err)
@@ -372,6 +379,8 @@ static mg_status verify_evp(EVP_PKEY *pkey, mg_sig_key_type type, const uint8_t 
         md = EVP_sha256();
     else if (type == MG_SIG_ECDSA_P384)
         md = EVP_sha384();
+    else if (type == MG_SIG_ECDSA_P521)
+        md = EVP_sha512();
     EVP_MD_CTX *mctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
     bool ready = mctx != NULL && EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey) == 1;
@@ -403,6 +412,20 @@ mg_status mg_sig_verify_raw(const mg_sig_key *key, const uint8_t *msg, size_t le
     char what[64];
     snprintf(what, sizeof what, "%s signature", mg_sig_key_type_name(key->type));
     return verify_evp(key->pkey, key->type, msg, len, sig, sig_len, what, err);
+}
+
+bool mg_sig_key_spki_pem_sha256(const mg_sig_key *key, uint8_t out[32])
+{
+    if (key == NULL || key->type == MG_SIG_MINISIGN)
+        return false;
+    BIO *bio = BIO_new(BIO_s_mem());
+    bool ok = bio != NULL && PEM_write_bio_PUBKEY(bio, key->pkey) == 1;
+    char *text = NULL;
+    long n = ok ? BIO_get_mem_data(bio, &text) : 0;
+    ok = ok && n > 0 && EVP_Digest(text, (size_t)n, out, NULL, EVP_sha256(), NULL) == 1;
+    BIO_free(bio);
+    ERR_clear_error();
+    return ok;
 }
 
 mg_status mg_sig_verify_policy(const uint8_t *key_pem, size_t key_len, const uint8_t *policy,

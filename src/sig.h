@@ -27,7 +27,7 @@ bool mg_sig_key_is_minisign(const mg_sig_key *key);
 bool mg_sig_key_same(const mg_sig_key *a, const mg_sig_key *b);
 
 /* Verify a raw detached signature over `msg`: RSA-PSS (SHA-256, MGF1-SHA-256, any salt
- * length), pure Ed25519, or DER ECDSA (SHA-256 for P-256, SHA-384 for P-384).
+ * length), pure Ed25519, or DER ECDSA (SHA-256 for P-256, SHA-384 for P-384, SHA-512 for P-521).
  * MG_OK if valid, MG_E_SIGNATURE otherwise. A minisign key never verifies a raw signature. */
 MG_NODISCARD mg_status mg_sig_verify_raw(const mg_sig_key *key, const uint8_t *msg, size_t len,
                                          const uint8_t *sig, size_t sig_len, mg_error *err);
@@ -50,6 +50,7 @@ typedef enum mg_sig_key_type {
     MG_SIG_ED25519,  /* pure Ed25519 */
     MG_SIG_ECDSA_P256, /* DER ECDSA with SHA-256 */
     MG_SIG_ECDSA_P384, /* DER ECDSA with SHA-384 */
+    MG_SIG_ECDSA_P521, /* DER ECDSA with SHA-512 (accepted for OMS bundles and manifests) */
     MG_SIG_MINISIGN  /* minisign Ed25519 key: .minisig files only */
 } mg_sig_key_type;
 
@@ -65,5 +66,9 @@ const char *mg_sig_key_type_name(mg_sig_key_type type);
 MG_NODISCARD mg_status mg_sig_verify_policy(const uint8_t *key_pem, size_t key_len,
                                             const uint8_t *policy, size_t len,
                                             const uint8_t *sig, size_t sig_len, mg_error *err);
+
+/* SHA-256 of the key's PEM SubjectPublicKeyInfo text as `openssl pkey -pubout` writes it
+ * (the OMS/Sigstore `publicKey.hint`). False for a minisign key or on failure. */
+bool mg_sig_key_spki_pem_sha256(const mg_sig_key *key, uint8_t out[32]);
 
 #endif

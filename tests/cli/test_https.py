@@ -352,7 +352,7 @@ class Https(mgtest.TestCase):
 
     # ---- signed manifest, remote ------------------------------------------------------
 
-    def signed_model(self, name, sign_with="release"):
+    def signed_model(self, name, sign_with="release", sign_args=()):
         """A model directory on the server, signed by keys/<sign_with>; returns its URL."""
         os.makedirs(self.ws.path("keys"), mode=0o700, exist_ok=True)
         for k in ("release", "other"):
@@ -366,7 +366,7 @@ class Https(mgtest.TestCase):
         for f in DIR_FILES[1:]:
             shutil.copy(os.path.join(REAL, f), os.path.join(d, f))
         self.assertExit(mgtest.run_bin("sign", "-k", self.ws.path("keys", sign_with + ".key"),
-                                       "-n", name, d), 0)
+                                       "-n", name, *sign_args, d), 0)
         self.ws.extra["keys"] = {"release": {"public_key": "keys/release.pub"}}
         self.ws.models.append({"name": name, "source": SERVER.url("/f/%s/" % rel),
                                "manifest": {"keys": ["release"]}})
@@ -386,6 +386,23 @@ class Https(mgtest.TestCase):
         r, doc = self.ws.inspect_json("signed")
         self.assertExit(r, 0)
         self.assertEqual(sorted(f["path"] for f in doc["files"]), sorted(DIR_FILES[1:]))
+
+    def test_sharded_manifest_remote(self):
+        """sha256_shards entries (sign --shard-size) are checked shard by shard when fetched."""
+        d = self.signed_model("sharded", sign_args=("--shard-size", "256"))
+        with open(os.path.join(d, "manifest.json")) as f:
+            self.assertTrue(any("sha256_shards" in e for e in json.load(f)["files"]))
+        self.ws.write_policy()
+        self.assertExit(self.ws.run("verify", "sharded"), 0)
+        big = max(DIR_FILES[1:], key=lambda n: os.path.getsize(os.path.join(d, n)))
+        with open(os.path.join(d, big), "r+b") as f:
+            f.seek(256 + 1)
+            b = f.read(1)
+            f.seek(256 + 1)
+            f.write(bytes([b[0] ^ 1]))
+        r = self.ws.run("verify", "sharded")
+        self.assertExit(r, 1)
+        self.assertIn("shard 256:512", r.stderr)
 
     def test_manifest_remote_refused(self):
         d = self.signed_model("tampered")

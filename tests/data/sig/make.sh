@@ -200,7 +200,7 @@ minisign -V -p trustmd.pub -m hello.txt -x trustmd-hello.minisig -q
   printf 'ed448.pub.pem\t3\tEd448 is not accepted\n'
   printf 'x25519.pub.pem\t3\tX25519 is not a signature key\n'
   printf 'secp256k1.pub.pem\t3\tcurve not accepted\n'
-  printf 'p521.pub.pem\t3\tcurve not accepted\n'
+  printf 'p521.pub.pem\t0\tECDSA P-521 (SHA-512; OMS bundles)\n'
   printf 'p256-explicit.pub.pem\t3\texplicit curve parameters\n'
   printf 'p256-compressed.pub.pem\t%s\tcompressed point\n' "${COMPRESSED_EXPECT:-0}"
   printf 'rsa2048-pkcs1.pub.pem\t3\tPKCS#1 RSAPublicKey, not SubjectPublicKeyInfo\n'

@@ -1,0 +1,33 @@
+/* Sharded hashing: one file read once into verified memory, its shards (fixed-size ranges,
+ * each with its own pinned digest) read and hashed in parallel on several cores. */
+#ifndef MG_SHARD_H
+#define MG_SHARD_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "region.h"
+
+/*
+ * Read the open file `fd`, whose size must be pin->size, into a new region; shard i
+ * ([i*shard_size, min((i+1)*shard_size, size))) is read and hashed by one of `threads`
+ * threads and must equal pin->shards[i]. `digest` receives the SHA-256 over the
+ * concatenated shard digests (what mg_shard_root computes for the pin). MG_E_INTEGRITY for a
+ * size or shard mismatch (the lowest shard that failed is reported), a file that changes
+ * size while it is read; MG_E_IO for read errors. `done` (may be NULL) counts bytes read.
+ */
+MG_NODISCARD mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads,
+                                     mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                                     _Atomic uint64_t *done, mg_error *err);
+
+/* The same check for bytes already in memory (a downloaded file): every shard of `r` must
+ * match, then `digest` gets the root as above. */
+MG_NODISCARD mg_status mg_shard_check_memory(const mg_region *r, const mg_pinned_file *pin,
+                                             uint8_t digest[MG_DIGEST_MAX], mg_error *err);
+
+/* SHA-256 over the concatenated shard digests of `pin` into `out` (32 bytes). */
+MG_NODISCARD mg_status mg_shard_root(const mg_pinned_file *pin, uint8_t out[MG_DIGEST_MAX],
+                                     mg_error *err);
+
+#endif

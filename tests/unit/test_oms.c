@@ -1,0 +1,243 @@
+/* OMS bundles (issue 16): the DSSE PAE bytes, statement checks without signatures, ignore
+ * rules, and parallel shard hashing into verified memory. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "digest.h"
+#include "oms.h"
+#include "shard.h"
+#include "testutil.h"
+#include "util/hex.h"
+
+static void test_pae_exact_bytes(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    uint8_t *p = mg_oms_pae((const uint8_t *)"{\n}", 3, &n);
+    static const char want[] = "DSSEv1 28 application/vnd.in-toto+json 3 {\n}";
+    assert_int_equal(n, sizeof want - 1);
+    assert_memory_equal(p, want, n);
+    free(p);
+    p = mg_oms_pae(NULL, 0, &n);
+    assert_int_equal(n, strlen("DSSEv1 28 application/vnd.in-toto+json 0 "));
+    free(p);
+}
+
+/* A statement over `names` (each with digest SHA-256(name)); `root_ok` false spoils the root. */
+static char *statement(const char *method, const char *extra_ser, const char *const *names,
+                       size_t n, bool root_ok)
+{
+    char *res = calloc(1, 65536);
+    uint8_t cat[32 * 16], d[MG_DIGEST_MAX];
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        mg_error e;
+        assert_int_equal(mg_digest_buffer(MG_SHA256, names[i], strlen(names[i]), d, &e), MG_OK);
+        memcpy(cat + 32 * i, d, 32);
+        char hex[65];
+        mg_hex_encode(d, 32, hex);
+        pos += (size_t)snprintf(res + pos, 65536 - pos, "%s{\"name\": \"%s\", \"algorithm\": "
+                                "\"sha256\", \"digest\": \"%s\"}", i ? ", " : "", names[i], hex);
+    }
+    mg_error e;
+    assert_int_equal(mg_digest_buffer(MG_SHA256, cat, 32 * n, d, &e), MG_OK);
+    if (!root_ok)
+        d[0] ^= 1;
+    char root[65];
+    mg_hex_encode(d, 32, root);
+    char *out = malloc(70000);
+    snprintf(out, 70000,
+             "{\"_type\": \"https://in-toto.io/Statement/v1\", \"subject\": [{\"name\": \"m\", "
+             "\"digest\": {\"sha256\": \"%s\"}}], \"predicateType\": "
+             "\"https://model_signing/signature/v1.0\", \"predicate\": {\"serialization\": "
+             "{\"method\": \"%s\", \"hash_type\": \"sha256\", \"allow_symlinks\": false%s}, "
+             "\"resources\": [%s]}}",
+             root, method, extra_ser, res);
+    free(res);
+    return out;
+}
+
+static mg_status parse(const char *text, const char *single, mg_oms *o, mg_error *e)
+{
+    mg_error_clear(e);
+    return mg_oms_parse_statement_unverified((const uint8_t *)text, strlen(text), single, o, e);
+}
+
+static void test_statement_files(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"z.bin", "a/b.bin", "a-c"};
+    char *t = statement("files", ", \"ignore_paths\": [\"notes\", \"/abs\", \"../up\"]", names, 3,
+                        true);
+    mg_oms o;
+    mg_error e;
+    assert_int_equal(parse(t, NULL, &o, &e), MG_OK);
+    assert_int_equal(o.file_count, 3);
+    assert_string_equal(o.files[0].path, "a-c"); /* sorted by bytes for the file-set merge */
+    assert_string_equal(o.files[1].path, "a/b.bin");
+    assert_string_equal(o.files[2].path, "z.bin");
+    assert_int_equal(o.files[2].shard_count, 0);
+    assert_false(o.shards);
+    /* only the safe recorded path is kept; a path covers itself and what is below it */
+    assert_int_equal(o.ignore_count, 1);
+    assert_true(mg_oms_ignored(&o, "notes"));
+    assert_true(mg_oms_ignored(&o, "notes/x/y"));
+    assert_false(mg_oms_ignored(&o, "notes2"));
+    assert_false(mg_oms_ignored(&o, "sub/notes"));
+    mg_oms_free(&o);
+    free(t);
+
+    t = statement("files", "", names, 3, false);
+    assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+    assert_non_null(strstr(e.message, "subject digest"));
+    mg_oms_free(&o);
+    free(t);
+
+    static const char *const dup[] = {"a", "b", "a"};
+    t = statement("files", "", dup, 3, true);
+    assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+    mg_oms_free(&o);
+    free(t);
+
+    static const char *const unsafe[][1] = {{"../x"}, {"/etc/passwd"}, {"a//b"}, {"./a"},
+                                            {"a\\\\b"}};
+    for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++) {
+        t = statement("files", "", unsafe[i], 1, true);
+        assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+        mg_oms_free(&o);
+        free(t);
+    }
+    /* a single-file model: "." or its own name */
+    static const char *const dot[] = {"."};
+    t = statement("files", "", dot, 1, true);
+    assert_int_equal(parse(t, "w.gguf", &o, &e), MG_OK);
+    assert_string_equal(o.files[0].path, "w.gguf");
+    mg_oms_free(&o);
+    assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+    mg_oms_free(&o);
+    free(t);
+    static const char *const other[] = {"other.gguf"};
+    t = statement("files", "", other, 1, true);
+    assert_int_equal(parse(t, "w.gguf", &o, &e), MG_E_INTEGRITY);
+    mg_oms_free(&o);
+    free(t);
+}
+
+static void test_statement_shards(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"f:8:16", "f:0:8", "f:16:20", "g:0:3"};
+    char *t = statement("shards", ", \"shard_size\": 8.0", good, 4, true);
+    mg_oms o;
+    mg_error e;
+    assert_int_equal(parse(t, NULL, &o, &e), MG_OK);
+    assert_true(o.shards);
+    assert_int_equal(o.file_count, 2);
+    assert_int_equal(o.files[0].shard_count, 3);
+    assert_int_equal(o.files[0].size, 20);
+    assert_int_equal(o.files[0].shard_size, 8);
+    assert_int_equal(o.files[1].size, 3);
+    mg_oms_free(&o);
+    free(t);
+    static const char *const bad[][3] = {
+        {"f:0:8", "f:8:12", "f:12:20"},  /* a boundary moved */
+        {"f:0:8", "f:16:20", "g:0:1"},   /* a hole */
+        {"f:0:9", "g:0:1", "h:0:1"},     /* longer than shard_size */
+        {"f:1:8", "g:0:1", "h:0:1"},     /* not from 0 */
+    };
+    for (size_t i = 0; i < 4; i++) {
+        t = statement("shards", ", \"shard_size\": 8", bad[i], 3, true);
+        assert_int_equal(parse(t, NULL, &o, &e), MG_E_INTEGRITY);
+        mg_oms_free(&o);
+        free(t);
+    }
+    static const char *const malformed[][1] = {{"f:0"}, {"f:08:16"}, {"f:8:8"}, {"f:-1:8"},
+                                               {"f:0:99999999999999999999"}};
+    for (size_t i = 0; i < 5; i++) {
+        t = statement("shards", ", \"shard_size\": 8", malformed[i], 1, true);
+        assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+        mg_oms_free(&o);
+        free(t);
+    }
+    static const char *const one[] = {"f:0:3"};
+    static const char *const sizes[] = {"", ", \"shard_size\": 0", ", \"shard_size\": 8.5",
+                                        ", \"shard_size\": \"8\"", ", \"shard_size\": -8"};
+    for (size_t i = 0; i < 5; i++) {
+        t = statement("shards", sizes[i], one, 1, true);
+        assert_int_equal(parse(t, NULL, &o, &e), MG_E_SIGNATURE);
+        mg_oms_free(&o);
+        free(t);
+    }
+}
+
+static void test_shard_read_parallel(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    enum { SIZE = 1000, SHARD = 128 };
+    uint8_t data[SIZE];
+    for (size_t i = 0; i < SIZE; i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    tu_write_file(dir, "w.bin", data, SIZE);
+    mg_pinned_file pin = {.alg = MG_SHA256, .has_size = true, .size = SIZE, .shard_size = SHARD,
+                          .shard_count = (SIZE + SHARD - 1) / SHARD};
+    pin.shards = calloc(pin.shard_count, sizeof *pin.shards);
+    mg_error e;
+    for (size_t i = 0; i < pin.shard_count; i++) {
+        size_t len = SIZE - i * SHARD < SHARD ? SIZE - i * SHARD : SHARD;
+        assert_int_equal(mg_digest_buffer(MG_SHA256, data + i * SHARD, len, pin.shards[i], &e),
+                         MG_OK);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.bin", dir);
+    for (unsigned threads = 1; threads <= 4; threads++) {
+        int fd = open(path, O_RDONLY);
+        mg_region r;
+        uint8_t root[MG_DIGEST_MAX], want[MG_DIGEST_MAX];
+        _Atomic uint64_t done = 0;
+        assert_int_equal(mg_shard_read(fd, &pin, threads, &r, root, &done, &e), MG_OK);
+        assert_int_equal(r.len, SIZE);
+        assert_memory_equal(r.data, data, SIZE);
+        assert_int_equal(done, SIZE);
+        assert_int_equal(mg_shard_root(&pin, want, &e), MG_OK);
+        assert_memory_equal(root, want, 32);
+        mg_region_free(&r);
+        close(fd);
+    }
+    /* two shards changed: the lowest is reported, with its range and digests */
+    data[5 * SHARD + 1] ^= 1;
+    data[2 * SHARD + 1] ^= 1;
+    tu_write_file(dir, "w.bin", data, SIZE);
+    int fd = open(path, O_RDONLY);
+    mg_region r;
+    uint8_t root[MG_DIGEST_MAX];
+    mg_error_clear(&e);
+    assert_int_equal(mg_shard_read(fd, &pin, 3, &r, root, NULL, &e), MG_E_INTEGRITY);
+    assert_non_null(strstr(e.message, "256:384"));
+    assert_string_equal(e.algorithm, "sha256");
+    assert_null(r.data);
+    close(fd);
+    /* a file of another size is refused before reading */
+    tu_write_file(dir, "w.bin", data, SIZE - 1);
+    fd = open(path, O_RDONLY);
+    assert_int_equal(mg_shard_read(fd, &pin, 2, &r, root, NULL, &e), MG_E_INTEGRITY);
+    close(fd);
+    free(pin.shards);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pae_exact_bytes),
+        cmocka_unit_test(test_statement_files),
+        cmocka_unit_test(test_statement_shards),
+        cmocka_unit_test(test_shard_read_parallel),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
