@@ -17,6 +17,8 @@ packages=(
   libzstd-dev libbrotli-dev libbz2-dev
   clang libclang-rt-14-dev
   valgrind cppcheck clang-tidy
+  # the confined parser (seccomp filter) and its test (strace -f)
+  libseccomp-dev strace
 )
 missing=()
 for p in "${packages[@]}"; do

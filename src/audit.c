@@ -18,6 +18,13 @@ static void set_str(json_t *o, const char *k, const char *v)
 mg_status mg_audit_record(const struct mg_policy *pol, const char *event, const char *model,
                           const char *source, const mg_error *outcome, mg_error *err)
 {
+    return mg_audit_record_ex(pol, event, model, source, outcome, NULL, err);
+}
+
+mg_status mg_audit_record_ex(const struct mg_policy *pol, const char *event, const char *model,
+                             const char *source, const mg_error *outcome, const char *parse,
+                             mg_error *err)
+{
     if (pol == NULL || pol->audit_log == NULL)
         return MG_OK;
     char when[32];
@@ -38,6 +45,8 @@ mg_status mg_audit_record(const struct mg_policy *pol, const char *event, const 
         json_t *s = json_string(source);
         json_object_set_new(o, "source", s != NULL ? s : json_string("(not UTF-8)"));
     }
+    if (parse != NULL)
+        json_object_set_new(o, "parse", json_string(parse));
     bool ok = outcome == NULL || outcome->status == MG_OK;
     json_object_set_new(o, "result", json_string(ok ? "ok" : "rejected"));
     if (!ok) {

@@ -13,5 +13,10 @@
 MG_NODISCARD mg_status mg_audit_record(const struct mg_policy *pol, const char *event,
                                        const char *model, const char *source,
                                        const mg_error *outcome, mg_error *err);
+/* As mg_audit_record, with "parse": `parse` ("confined" or "unconfined"; NULL: no field). */
+MG_NODISCARD mg_status mg_audit_record_ex(const struct mg_policy *pol, const char *event,
+                                          const char *model, const char *source,
+                                          const mg_error *outcome, const char *parse,
+                                          mg_error *err);
 
 #endif

@@ -24,6 +24,7 @@
 #include "format/mxnet.h"
 #include "model.h"
 #include "policy.h"
+#include "sandbox.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
 #include "util/json.h"
@@ -597,19 +598,16 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
         f->format = mg_format_detect(f->region.data, f->region.len, f->path);
-        if (f->format == NULL) {
-            if (single) {
-                mg_error_set_file(err, f->path);
-                return mg_fail(err, MG_E_FORMAT, "not a known model format");
-            }
-            continue;
-        }
-        mg_status s = f->format->parse(f->region.data, f->region.len, &f->parsed, err);
-        if (s != MG_OK) {
+        if (f->format == NULL && single) {
             mg_error_set_file(err, f->path);
-            return s;
+            return mg_fail(err, MG_E_FORMAT, "not a known model format");
         }
     }
+    /* The parsers run in the confined child unless the policy says "sandbox": "off". */
+    mg_status ps = mg_sandbox_parse_files(m->files, m->file_count, m->parse_confined == 1, NULL,
+                                          err);
+    if (ps != MG_OK)
+        return ps;
     for (size_t i = 0; i < m->file_count; i++) {
         if (m->files[i].format == &mg_format_mxnet_symbol) {
             mg_status s = checkpoint_report(m, &m->files[i], err);
@@ -760,11 +758,18 @@ static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
 
 /* Record a failed attempt; the failure itself stays the caller's error either way. */
 static void audit_failure(const mg_policy *pol, load_mode mode, const char *model,
-                          const char *source, const mg_error *failure)
+                          const char *source, const mg_error *failure, const char *parse)
 {
     mg_error audit_err;
-    if (mg_audit_record(pol, mode_event(mode), model, source, failure, &audit_err) != MG_OK)
+    if (mg_audit_record_ex(pol, mode_event(mode), model, source, failure, parse, &audit_err) !=
+        MG_OK)
         return;
+}
+
+static const char *parse_word(const mg_model *m)
+{
+    return m == NULL || m->parse_confined < 0 ? NULL
+           : m->parse_confined ? "confined" : "unconfined";
 }
 
 static mg_status run(const mg_policy *pol, const char *source, const mg_load_options *opts,
@@ -775,7 +780,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     const mg_policy_model *entry = NULL;
     mg_status s = mg_policy_find(pol, source, &entry, err);
     if (s != MG_OK) {
-        audit_failure(pol, mode, NULL, source, err);
+        audit_failure(pol, mode, NULL, source, err, NULL);
         return s;
     }
     mg_error_set_model(err, entry->name);
@@ -794,6 +799,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = mg_fail(err, MG_E_LIMIT, "out of memory");
         goto done;
     }
+    m->parse_confined = mode != MODE_LOAD ? -1 : mg_policy_sandbox_required(pol, entry) ? 1 : 0;
     m->name = mg_strdup(entry->name);
     m->source = mg_strdup(entry->source);
     if (m->name == NULL || m->source == NULL) {
@@ -847,9 +853,10 @@ done:
     if (s != MG_OK)
         mg_error_set_model(err, entry->name);
     if (s == MG_OK) {
-        s = mg_audit_record(pol, mode_event(mode), entry->name, entry->source, NULL, err);
+        s = mg_audit_record_ex(pol, mode_event(mode), entry->name, entry->source, NULL,
+                               parse_word(m), err);
     } else {
-        audit_failure(pol, mode, entry->name, entry->source, err);
+        audit_failure(pol, mode, entry->name, entry->source, err, parse_word(m));
     }
     if (L.dirfd >= 0)
         close(L.dirfd);

@@ -36,6 +36,13 @@ typedef enum mg_redirects {
     MG_REDIRECTS_HTTPS
 } mg_redirects;
 
+/* "sandbox": where the parsers run (sandbox.h). */
+typedef enum mg_sandbox_mode {
+    MG_SANDBOX_DEFAULT = 0, /* not set: a model takes the policy's, the policy "required" */
+    MG_SANDBOX_REQUIRED,
+    MG_SANDBOX_OFF
+} mg_sandbox_mode;
+
 typedef struct mg_policy_model {
     char *name;
     char *source;    /* canonical: absolute normalised path, or normalised URL */
@@ -48,6 +55,7 @@ typedef struct mg_policy_model {
     size_t key_count;
     unsigned threshold;
     mg_redirects redirects;
+    mg_sandbox_mode sandbox;
 } mg_policy_model;
 
 struct mg_policy {
@@ -61,7 +69,12 @@ struct mg_policy {
     char *state_dir;
     char *cache_dir;
     char *ca_file;
+    mg_sandbox_mode sandbox;
 };
+
+/* Whether `m`'s files are parsed in the confined child (its own "sandbox", else the
+ * policy's, else required). */
+bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m);
 
 /* The entry `source` names (a model name, or an exact source after normalisation), or NULL
  * with MG_E_UNTRUSTED. */

@@ -87,9 +87,88 @@ mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err)
     return MG_OK;
 }
 
+mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (len == 0)
+        return MG_OK;
+    int fd = memfd_create("modelgate-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return mg_region_alloc(r, len, err);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t ps = page > 0 ? (size_t)page : 4096;
+    size_t map_len;
+    if (__builtin_add_overflow(len, ps - 1, &map_len) || len > (size_t)INT64_MAX) {
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "buffer of %zu bytes is too large", len);
+    }
+    map_len &= ~(ps - 1);
+    if (ftruncate(fd, (off_t)len) != 0) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "cannot size %zu bytes of memory: %s", len, strerror(e));
+    }
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "cannot map %zu bytes of memory: %s", len, strerror(e));
+    }
+    if (map_len >= (2u << 20))
+        (void)madvise(p, map_len, MADV_HUGEPAGE);
+    r->data = p;
+    r->len = len;
+    r->map_len = map_len;
+    r->has_memfd = true;
+    r->memfd = fd;
+    return MG_OK;
+}
+
+/* Seal a memfd region. F_SEAL_WRITE needs every writable mapping gone, and a mapping made
+ * before the seal could be made writable again by mprotect; so the writable mapping goes,
+ * the seals go on, and the pages (still in the memfd) are mapped again read-only, where
+ * they were if that address is still free. */
+static mg_status seal_memfd(mg_region *r, mg_error *err)
+{
+    uint8_t *old = r->data;
+    munmap(old, r->map_len);
+    r->data = NULL;
+    mg_status s = MG_OK;
+    if (fcntl(r->memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        s = mg_fail(err, MG_E_LIMIT, "cannot seal verified memory: %s", strerror(errno));
+    void *p = MAP_FAILED;
+    if (s == MG_OK) {
+        p = mmap(old, r->map_len, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, r->memfd, 0);
+        if (p != MAP_FAILED && p != old) { /* a kernel without MAP_FIXED_NOREPLACE */
+            munmap(p, r->map_len);
+            p = MAP_FAILED;
+        }
+        if (p == MAP_FAILED)
+            p = mmap(NULL, r->map_len, PROT_READ, MAP_SHARED, r->memfd, 0);
+        if (p == MAP_FAILED)
+            s = mg_fail(err, MG_E_LIMIT, "cannot map sealed verified memory: %s",
+                        strerror(errno));
+    }
+    close(r->memfd);
+    r->memfd = -1;
+    r->has_memfd = false;
+    if (s != MG_OK) {
+        r->len = 0;
+        r->map_len = 0;
+        return s;
+    }
+    r->data = p;
+    r->memfd_sealed = true;
+    return MG_OK;
+}
+
 mg_status mg_region_seal(mg_region *r, mg_error *err)
 {
-    if (r->data != NULL && mprotect(r->data, r->map_len, PROT_READ) != 0)
+    if (r->data == NULL || r->memfd_sealed)
+        return MG_OK;
+    if (r->has_memfd)
+        return seal_memfd(r, err);
+    if (mprotect(r->data, r->map_len, PROT_READ) != 0)
         return mg_fail(err, MG_E_LIMIT, "cannot make verified memory read-only: %s",
                        strerror(errno));
     return MG_OK;
@@ -99,6 +178,8 @@ void mg_region_free(mg_region *r)
 {
     if (r->data != NULL)
         munmap(r->data, r->map_len);
+    if (r->has_memfd)
+        close(r->memfd);
     memset(r, 0, sizeof *r);
 }
 
@@ -150,7 +231,7 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
     mg_status st_ = mg_digest_new(alg, &ctx, err);
     if (st_ != MG_OK)
         return st_;
-    st_ = mg_region_alloc(out, (size_t)size, err);
+    st_ = mg_region_alloc_memfd(out, (size_t)size, err);
     if (st_ != MG_OK)
         goto fail;
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
