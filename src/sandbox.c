@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef MG_SANDBOX_TEST_TRIGGERS
@@ -236,8 +237,10 @@ static scmp_filter_ctx build_filter(void)
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* sysinfo: glibc's qsort sizes its buffer by the machine's memory (read-only facts). */
     static const int plain[] = {SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk),
-                                SCMP_SYS(madvise), SCMP_SYS(exit), SCMP_SYS(exit_group)};
+                                SCMP_SYS(madvise), SCMP_SYS(sysinfo), SCMP_SYS(exit),
+                                SCMP_SYS(exit_group)};
     for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, plain[i], 0);
 #ifdef MG_SANITIZE
@@ -321,6 +324,11 @@ static _Noreturn void child_main(const child_args *a, mg_verified_file *files, s
         if (setrlimit(RLIMIT_AS, &as) != 0)
             child_refuse(fd, STEP_RLIMIT, errno);
     }
+    /* libzip turns ZIP times into time_t with mktime, and glibc looks at /etc/localtime
+     * again on every call while TZ is unset. The parent loaded the zone (tzset before the
+     * fork); naming that same zone in TZ makes glibc keep what it loaded. */
+    if (getenv("TZ") == NULL && setenv("TZ", ":/etc/localtime", 1) != 0)
+        child_refuse(fd, STEP_RLIMIT, errno);
     /* A new user and network namespace where the kernel allows it: no address to reach
      * even if a call got past the filter. Optional; the filter does not depend on it. */
     (void)unshare(CLONE_NEWUSER | CLONE_NEWNET);
@@ -337,7 +345,7 @@ static _Noreturn void child_main(const child_args *a, mg_verified_file *files, s
     mg_wire_out w = {pipe_write, &out};
     uint8_t hello[4] = {(uint8_t)HELLO_OK, (uint8_t)(HELLO_OK >> 8), (uint8_t)(HELLO_OK >> 16),
                         (uint8_t)(HELLO_OK >> 24)};
-    if (!pipe_write(&out, hello, sizeof hello))
+    if (!pipe_write(&out, hello, sizeof hello) || !pipe_flush(&out))
         _exit(1);
     for (size_t i = 0; i < count; i++) {
         if (files[i].format == NULL)
@@ -446,6 +454,7 @@ static mg_status parse_confined(mg_verified_file *files, size_t count,
     /* jansson seeds its hash function from /dev/urandom on first use: do it here, where
      * opening a file is allowed. */
     json_object_seed(0);
+    tzset();
     uint64_t vm = 0, as_limit = 0;
     if (!current_vm_bytes(&vm))
         return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: cannot read this process's "

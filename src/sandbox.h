@@ -3,7 +3,8 @@
  * model, closes every descriptor but one pipe, sets PR_SET_NO_NEW_PRIVS, limits its CPU
  * time and address space, enters new user and network namespaces where the kernel allows
  * (optional), and loads a seccomp filter (libseccomp) that allows only: write on its pipe,
- * mmap/mprotect without PROT_EXEC, munmap, mremap, brk, madvise, exit. Anything else (open,
+ * mmap/mprotect without PROT_EXEC, munmap, mremap, brk, madvise, sysinfo (glibc's qsort asks
+ * for the memory size), exit. Anything else (open,
  * socket, connect, execve, fork, kill, ...) kills it. The child sees the verified bytes
  * through the parent's read-only mappings of the sealed memfds (inherited by fork) and sends
  * back each file's tensor table in the wire format of sandbox_wire.h; the parent checks
