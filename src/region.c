@@ -116,6 +116,9 @@ mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err)
     }
     if (map_len >= (2u << 20))
         (void)madvise(p, map_len, MADV_HUGEPAGE);
+    /* A process forked meanwhile (by another thread of the application) must not keep a
+     * writable mapping: the seal would then be refused. */
+    (void)madvise(p, map_len, MADV_DONTFORK);
     r->data = p;
     r->len = len;
     r->map_len = map_len;
