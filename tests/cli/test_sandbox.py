@@ -16,9 +16,10 @@ DATA = os.path.join(mgtest.SOURCE_DIR, "tests", "data")
 
 
 def every_test_file():
-    """Every model-format file under tests/data (real corpus and generated bad inputs)."""
+    """Every file of the real corpus (tests/data/real; the generated bad inputs are compared
+    file by file in the unit test test_sandbox, without a process per run)."""
     out = []
-    for root, dirs, names in os.walk(DATA):
+    for root, dirs, names in os.walk(mgtest.CORPUS):
         dirs.sort()
         for n in sorted(names):
             if n.endswith((".py", ".md", ".tsv", ".pub", ".key", ".minisig", ".sig")):
@@ -35,7 +36,7 @@ def audit_lines(ws):
 class Equivalence(mgtest.TestCase):
     def test_every_file_same_answer_confined_and_not(self):
         files = every_test_file()
-        self.assertGreater(len(files), 100)
+        self.assertGreater(len(files), 25)
         for i, path in enumerate(files):
             self.ws.pin_file("c%d" % i, path)
             off = dict(self.ws.pin_file("u%d" % i, path))
@@ -68,7 +69,7 @@ class Equivalence(mgtest.TestCase):
                     mb = db["error"]["message"].replace("'u%d'" % i, "M")
                     self.assertEqual(da["error"]["kind"], db["error"]["kind"])
                     self.assertEqual(ma, mb)
-        self.assertGreater(confined_ok, 40)
+        self.assertGreater(confined_ok, 15)
 
 
 class Reporting(mgtest.TestCase):

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <seccomp.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -378,6 +380,78 @@ static void confined_failure_names_file(void **state)
     files_free(f, 2);
 }
 
+/* Every test input (the real corpus and every generated bad file): the same status, the same
+ * message and the same table, confined and in process. */
+static size_t walked, walked_ok;
+
+static void compare_one(const char *full, const char *name)
+{
+    size_t len;
+    uint8_t *data = tu_read_file(full, &len);
+    const mg_format *fmt = mg_format_detect(data, len, name);
+    if (fmt == NULL) {
+        free(data);
+        return;
+    }
+    mg_verified_file a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    mg_error ea, eb;
+    mg_error_clear(&ea);
+    mg_error_clear(&eb);
+    assert_int_equal(mg_region_alloc_memfd(&a.region, len, &ea), MG_OK);
+    assert_int_equal(mg_region_alloc_memfd(&b.region, len, &eb), MG_OK);
+    if (len > 0) {
+        memcpy(a.region.data, data, len);
+        memcpy(b.region.data, data, len);
+    }
+    free(data);
+    a.format = b.format = fmt;
+    a.path = strdup(name);
+    b.path = strdup(name);
+    mg_status sa = mg_sandbox_parse_files(&a, 1, true, NULL, &ea);
+    mg_status sb = mg_sandbox_parse_files(&b, 1, false, NULL, &eb);
+    if (sa != sb || strcmp(ea.message, eb.message) != 0)
+        fail_msg("%s: confined %d '%s', in process %d '%s'", full, sa, ea.message, sb, eb.message);
+    if (sa == MG_OK) {
+        same_tables(&a.parsed, &b.parsed);
+        walked_ok++;
+    }
+    walked++;
+    files_free(&a, 1);
+    files_free(&b, 1);
+}
+
+static void walk(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        struct stat st;
+        assert_int_equal(lstat(full, &st), 0);
+        if (S_ISDIR(st.st_mode))
+            walk(full);
+        else if (S_ISREG(st.st_mode))
+            compare_one(full, e->d_name);
+    }
+    closedir(d);
+}
+
+static void every_test_file_same_answer(void **state)
+{
+    (void)state;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", tu_source("tests/data"));
+    walk(dir);
+    assert_true(walked > 300);
+    assert_true(walked_ok > 60);
+}
+
 /* The kernel refuses the filter (here: a filter of our own that answers EPERM to seccomp()
  * and prctl(PR_SET_SECCOMP)): a required confinement fails closed with MG_E_LIMIT and
  * parses nothing. Run in a forked test process, since the filter cannot be taken back. */
@@ -457,6 +531,7 @@ int main(void)
         cmocka_unit_test(confined_equals_in_process),
         cmocka_unit_test(confined_failure_names_file),
         cmocka_unit_test(refused_confinement_fails_closed),
+        cmocka_unit_test(every_test_file_same_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
