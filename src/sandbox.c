@@ -71,7 +71,8 @@ static mg_status test_trigger(const uint8_t *data, size_t len, mg_error *err)
     p += sizeof mark - 1;
     size_t rest = len - (size_t)(p - data);
     if (trigger_is(p, rest, "crash")) {
-        *(volatile int *)(uintptr_t)8 = 1;
+        volatile uintptr_t where = 8; /* an address that is never mapped */
+        *(volatile int *)where = 1;
     } else if (trigger_is(p, rest, "loop")) {
         for (volatile unsigned long i = 0;; i++)
             ;
