@@ -10,6 +10,9 @@ import subprocess
 import time
 
 import mgtest
+
+# How strace shows the child installing its filter.
+FILTER_LOAD = re.compile(r"prctl\(PR_SET_SECCOMP, SECCOMP_MODE_FILTER|seccomp\(SECCOMP_SET_MODE_FILTER, 0, \{")
 from mgtest import FORMAT, LIMIT, OK
 
 
@@ -92,7 +95,7 @@ class Triggers(mgtest.TestCase):
             self.assertEqual(p.returncode, FORMAT, p.stderr)
             with open(log) as f:
                 lines = f.read().splitlines()
-            child = {l.split()[0] for l in lines if "seccomp(SECCOMP_SET_MODE_FILTER, 0, {" in l}
+            child = {l.split()[0] for l in lines if FILTER_LOAD.search(l)}
             self.assertEqual(len(child), 1)
             pid = child.pop()
             mine = [l for l in lines if l.split()[0] == pid]

@@ -10,6 +10,9 @@ import subprocess
 import unittest
 
 import mgtest
+
+# How strace shows the child installing its filter.
+FILTER_LOAD = re.compile(r"prctl\(PR_SET_SECCOMP, SECCOMP_MODE_FILTER|seccomp\(SECCOMP_SET_MODE_FILTER, 0, \{")
 from mgtest import FORMAT, OK, POLICY
 
 DATA = os.path.join(mgtest.SOURCE_DIR, "tests", "data")
@@ -147,11 +150,11 @@ class Strace(mgtest.TestCase):
             with open(log) as f:
                 lines = f.read().splitlines()
             # The child: the process that loads the seccomp filter.
-            child = {l.split()[0] for l in lines if "seccomp(SECCOMP_SET_MODE_FILTER, 0, {" in l}
+            child = {l.split()[0] for l in lines if FILTER_LOAD.search(l)}
             self.assertEqual(len(child), 1, "no confined child in the trace")
             pid = child.pop()
             mine = [l for l in lines if l.split()[0] == pid]
-            after = mine[[i for i, l in enumerate(mine) if "seccomp(" in l][0] + 1:]
+            after = mine[[i for i, l in enumerate(mine) if FILTER_LOAD.search(l)][0] + 1:]
             calls = {re.match(r"\d+\s+(<\.\.\. )?(\w+)", l).group(2) for l in after
                      if re.match(r"\d+\s+(<\.\.\. )?\w+", l)}
             self.assertTrue(calls <= {"write", "mmap", "munmap", "mremap", "brk", "madvise",

@@ -466,10 +466,10 @@ static void refused_confinement_fails_closed(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         scmp_filter_ctx c = seccomp_init(SCMP_ACT_ALLOW);
+        struct scmp_arg_cmp is_set_seccomp = {0, SCMP_CMP_EQ, PR_SET_SECCOMP, 0};
         if (c == NULL || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
             seccomp_rule_add(c, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(seccomp), 0) != 0 ||
-            seccomp_rule_add(c, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1,
-                             SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP)) != 0 ||
+            seccomp_rule_add(c, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prctl), 1, is_set_seccomp) != 0 ||
             seccomp_load(c) != 0)
             _exit(10);
         mg_error e;
