@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 typedef struct prefault {
     pthread_t thread;
     uint8_t *base;
+    int memfd; /* >= 0: allocate the memfd's pages (fallocate) instead of a mapping's */
     size_t len;
     atomic_bool stop;
     bool started;
@@ -39,7 +41,8 @@ static void *prefault_main(void *arg)
     prefault *pf = arg;
     for (size_t off = 0; off < pf->len && !atomic_load(&pf->stop); off += MG_PREFAULT_STEP) {
         size_t n = pf->len - off < MG_PREFAULT_STEP ? pf->len - off : MG_PREFAULT_STEP;
-        if (madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
+        if (pf->memfd >= 0 ? fallocate(pf->memfd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) != 0
+                           : madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
             break;
     }
     return NULL;
@@ -48,6 +51,7 @@ static void *prefault_main(void *arg)
 static void prefault_start(prefault *pf, mg_region *r)
 {
     pf->base = r->data;
+    pf->memfd = -1;
     pf->len = r->map_len;
     atomic_init(&pf->stop, false);
     pf->started = r->map_len >= MG_PREFAULT_MIN &&
@@ -134,14 +138,16 @@ mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err)
 static mg_status seal_memfd(mg_region *r, mg_error *err)
 {
     uint8_t *old = r->data;
-    munmap(old, r->map_len);
+    if (old != NULL)
+        munmap(old, r->map_len);
     r->data = NULL;
     mg_status s = MG_OK;
     if (fcntl(r->memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
         s = mg_fail(err, MG_E_LIMIT, "cannot seal verified memory: %s", strerror(errno));
     void *p = MAP_FAILED;
     if (s == MG_OK) {
-        p = mmap(old, r->map_len, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, r->memfd, 0);
+        if (old != NULL)
+            p = mmap(old, r->map_len, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, r->memfd, 0);
         if (p != MAP_FAILED && p != old) { /* a kernel without MAP_FIXED_NOREPLACE */
             munmap(p, r->map_len);
             p = MAP_FAILED;
@@ -210,6 +216,79 @@ mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg al
     return mg_region_read_hashed_ex(fd, expected_size, alg, 0, out, digest, done, err);
 }
 
+static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, src, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
+                           w < 0 ? strerror(errno) : "short write");
+        src += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return MG_OK;
+}
+
+/*
+ * The memfd path: each chunk is read into a small buffer that stays in cache, hashed there,
+ * and written into the memfd (the kernel allocates its pages without a page fault per page,
+ * which is what makes faulting a fresh shared mapping several times slower). The memfd is
+ * then sealed and mapped read-only. Returns MG_E_IO with `*no_memfd` set when there is no
+ * memfd, so that the caller falls back to private memory.
+ */
+static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsigned flags,
+                                 mg_region *out, _Atomic uint64_t *done, bool *no_memfd,
+                                 mg_error *err)
+{
+    *no_memfd = false;
+    int mfd = memfd_create("modelgate-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) {
+        *no_memfd = true;
+        return MG_E_IO;
+    }
+    /* With a spare core, a helper allocates the memfd's pages ahead of the writes. */
+    prefault pf = {0};
+    if ((flags & MG_REGION_PREFAULT) && size >= MG_PREFAULT_MIN) {
+        pf.memfd = mfd;
+        pf.len = size;
+        atomic_init(&pf.stop, false);
+        pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
+    }
+    uint8_t *buf = malloc(MG_READ_CHUNK);
+    mg_status st = buf != NULL ? MG_OK : mg_fail(err, MG_E_LIMIT, "out of memory");
+    size_t pos = 0;
+    while (st == MG_OK && pos < size) {
+        size_t want = size - pos < MG_READ_CHUNK ? size - pos : MG_READ_CHUNK;
+        size_t got;
+        st = read_fully(fd, buf, want, &got, err);
+        if (st == MG_OK && got < want)
+            st = mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
+        if (st == MG_OK)
+            st = mg_digest_update(ctx, buf, got, err);
+        if (st == MG_OK)
+            st = write_fully(mfd, buf, got, pos, err);
+        pos += got;
+        if (st == MG_OK && done != NULL)
+            atomic_fetch_add_explicit(done, got, memory_order_relaxed);
+    }
+    free(buf);
+    prefault_stop(&pf);
+    if (st == MG_OK) {
+        out->len = size;
+        out->has_memfd = true;
+        out->memfd = mfd;
+        long page = sysconf(_SC_PAGESIZE);
+        size_t ps = page > 0 ? (size_t)page : 4096;
+        out->map_len = (size + ps - 1) & ~(ps - 1); /* size <= 1 TiB: no wrap */
+        return seal_memfd(out, err);
+    }
+    close(mfd);
+    return st;
+}
+
 mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg alg,
                                    unsigned flags, mg_region *out,
                                    uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
@@ -234,10 +313,19 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
     mg_status st_ = mg_digest_new(alg, &ctx, err);
     if (st_ != MG_OK)
         return st_;
-    st_ = mg_region_alloc_memfd(out, (size_t)size, err);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (size > 0) {
+        bool no_memfd;
+        st_ = read_into_memfd(fd, (size_t)size, ctx, flags, out, done, &no_memfd, err);
+        if (!no_memfd) {
+            if (st_ != MG_OK)
+                goto fail;
+            goto tail;
+        }
+    }
+    st_ = mg_region_alloc(out, (size_t)size, err);
     if (st_ != MG_OK)
         goto fail;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (flags & MG_REGION_PREFAULT)
         prefault_start(&pf, out);
 
@@ -259,6 +347,7 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
         if (done != NULL)
             atomic_fetch_add_explicit(done, got, memory_order_relaxed);
     }
+tail:;
     /* A file that grew while it was read is not the file whose size was checked. */
     uint8_t extra;
     size_t got;

@@ -44,7 +44,8 @@ void mg_region_free(mg_region *r);
  * size is taken from fstat and capped at MG_MAX_MODEL_FILE_BYTES); a file that turns out
  * longer or shorter while it is read is an integrity failure. `done` (may be NULL) is
  * increased by the bytes read, for progress. The digest is written to `digest`.
- * The region is left writable; the caller seals it after verification and parsing.
+ * The bytes go into a memfd that is sealed and mapped read-only before this returns (private
+ * memory, left writable for the caller to seal, only where the kernel has no memfd).
  */
 MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg alg,
                                              mg_region *out, uint8_t digest[MG_DIGEST_MAX],

@@ -521,6 +521,44 @@ static void memfd_region_sealed(void **state)
     mg_region_free(&r);
 }
 
+/* A file read and hashed lands in a sealed memfd, mapped read-only, with the same bytes. */
+static void read_hashed_is_sealed_memfd(void **state)
+{
+    (void)state;
+    const char *path = tu_source("tests/data/real/gguf/llama-2-tiny-random.gguf");
+    size_t len;
+    uint8_t *want = tu_read_file(path, &len);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    mg_region r;
+    uint8_t digest[MG_DIGEST_MAX], again[MG_DIGEST_MAX];
+    mg_error e;
+    _Atomic uint64_t done = 0;
+    assert_int_equal(mg_region_read_hashed_ex(fd, len, MG_SHA256, MG_REGION_PREFAULT, &r, digest,
+                                              &done, &e), MG_OK);
+    close(fd);
+    assert_true(r.memfd_sealed);
+    assert_false(r.has_memfd);
+    assert_int_equal(r.len, len);
+    assert_int_equal(done, len);
+    assert_memory_equal(r.data, want, len);
+    assert_int_not_equal(mprotect(r.data, r.map_len, PROT_READ | PROT_WRITE), 0);
+    mg_digest_ctx *ctx;
+    assert_int_equal(mg_digest_new(MG_SHA256, &ctx, &e), MG_OK);
+    assert_int_equal(mg_digest_update(ctx, want, len, &e), MG_OK);
+    assert_int_equal(mg_digest_final(ctx, again, &e), MG_OK);
+    mg_digest_free(ctx);
+    assert_memory_equal(digest, again, 32);
+    mg_region_free(&r);
+    /* A size that does not match is refused before anything is read. */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_int_equal(mg_region_read_hashed(fd, len + 1, MG_SHA256, &r, digest, NULL, &e),
+                     MG_E_INTEGRITY);
+    close(fd);
+    mg_region_free(&r);
+    free(want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +566,7 @@ int main(void)
         cmocka_unit_test(wire_error_record),
         cmocka_unit_test(wire_bounds),
         cmocka_unit_test(memfd_region_sealed),
+        cmocka_unit_test(read_hashed_is_sealed_memfd),
         cmocka_unit_test(confined_equals_in_process),
         cmocka_unit_test(confined_failure_names_file),
         cmocka_unit_test(refused_confinement_fails_closed),
