@@ -72,10 +72,10 @@ def oms_model(one):
     return d, key + ".pub"
 
 
-def policy(entries, keys=None):
-    path = os.path.join(WORK, "policy.json")
+def policy(entries, name="policy.json", keys=None, **top):
+    path = os.path.join(WORK, name)
     with open(path, "w") as f:
-        json.dump({"modelgate_policy": 1, "models": entries, "keys": keys or {}}, f)
+        json.dump(dict({"modelgate_policy": 1, "models": entries, "keys": keys or {}}, **top), f)
     os.chmod(path, 0o600)
     return path
 
@@ -95,11 +95,17 @@ def main():
                               for p in four}})
     oms_dir, oms_pub = oms_model(one)
     entries.append({"name": "oms", "source": oms_dir + "/", "oms": {"keys": ["bench"]}})
-    pol = policy(entries, {"bench": {"public_key": oms_pub}})
+    pol = policy(entries, keys={"bench": {"public_key": oms_pub}})
+    # The same models parsed in this process ("sandbox": "off"): the cost of confinement.
+    pol_off = policy(entries, "policy-off.json", keys={"bench": {"public_key": oms_pub}},
+                     sandbox="off")
     mg = lambda name: [MG, "inspect", "-q", "-p", pol, name]
+    mg_off = lambda name: [MG, "inspect", "-q", "-p", pol_off, name]
+    off_label = "modelgate inspect, parsed unconfined (sandbox off)"
     cases = [
         ("1 GiB safetensors", one, [
             ("modelgate inspect (verify + load)", mg("one")),
+            (off_label, mg_off("one")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
             ("sha256sum", ["sha256sum", one]),
             ("python hashlib.file_digest", [PY, "-c", "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')", one]),
@@ -110,14 +116,17 @@ def main():
         ]),
         ("4 x 256 MiB safetensors (one model)", None, [
             ("modelgate inspect (verify + load)", mg("four")),
+            (off_label, mg_off("four")),
             ("openssl dgst -sha256, 4 files in sequence", ["openssl", "dgst", "-sha256", *four]),
         ]),
         ("1 GiB npz (stored, numpy savez)", npz, [
             ("modelgate inspect (verify + load)", mg("npz")),
+            (off_label, mg_off("npz")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", npz]),
         ]),
         ("1 GiB GGUF (F32)", gguf, [
             ("modelgate inspect (verify + load)", mg("gguf")),
+            (off_label, mg_off("gguf")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", gguf]),
         ]),
     ]
@@ -147,8 +156,10 @@ def main():
         size = sum(os.path.getsize(p) for p in (four if single is None else [single]))
         for label, t, rss in results:
             lines.append("| %s | %.3f | %.2f | %.0f |" % (label, t, t / base, rss / 1048576))
-        lines.append("\nModel size %.0f MiB; modelgate's peak RSS over the model size: %.1f MiB.\n" % (
-            size / 1048576, (results[0][2] - size) / 1048576))
+        lines.append("\nModel size %.0f MiB; modelgate's peak RSS over the model size: %.1f MiB; "
+                     "confined parsing costs %+.1f ms (%+.1f%%) over parsing in the process.\n" % (
+            size / 1048576, (results[0][2] - size) / 1048576,
+            (results[0][1] - results[1][1]) * 1000, (results[0][1] / results[1][1] - 1) * 100))
     text = "\n".join(lines) + "\n"
     print(text)
     with open(OUT, "w") as f:

@@ -236,6 +236,10 @@ MG_API const char *mg_model_cache_path(const mg_model *model, size_t index);
 
 MG_API const char *mg_model_name(const mg_model *model);
 MG_API const char *mg_model_source(const mg_model *model);
+/* Where the model's files were parsed: 1 in the confined child process (the policy's
+ * "sandbox": "required", the default), 0 in this process ("sandbox": "off"), -1 not at all
+ * (mg_model_verify, mg_model_fetch). */
+MG_API int mg_model_parse_confined(const mg_model *model);
 
 /* A verified file of a model. All pointers live until mg_model_close(). */
 typedef struct mg_file_info {

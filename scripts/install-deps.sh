@@ -20,6 +20,8 @@ packages=(
   clang libclang-rt-14-dev
   valgrind cppcheck clang-tidy
   mandoc groff-base
+  # the confined parser (seccomp filter) and its test (strace -f)
+  libseccomp-dev strace
 )
 missing=()
 for p in "${packages[@]}"; do

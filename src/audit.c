@@ -106,7 +106,7 @@ static mg_status append_whole(const char *path, int fd, const char *line, size_t
 
 static mg_status audit_line(const struct mg_policy *pol, int own_fd, const char *event,
                             const char *model, const char *source, const mg_error *outcome,
-                            mg_error *err)
+                            const char *parse, mg_error *err)
 {
     if (pol == NULL || pol->audit_log == NULL)
         return MG_OK;
@@ -123,6 +123,8 @@ static mg_status audit_line(const struct mg_policy *pol, int own_fd, const char 
     json_object_set_new(o, "event", json_string(event));
     set_text(o, "model", model);
     set_text(o, "source", source);
+    if (parse != NULL)
+        json_object_set_new(o, "parse", json_string(parse));
     bool ok = outcome == NULL || outcome->status == MG_OK;
     json_object_set_new(o, "result", json_string(ok ? "ok" : "rejected"));
     if (!ok) {
@@ -165,12 +167,19 @@ static mg_status audit_line(const struct mg_policy *pol, int own_fd, const char 
 mg_status mg_audit_record(const struct mg_policy *pol, const char *event, const char *model,
                           const char *source, const mg_error *outcome, mg_error *err)
 {
-    return audit_line(pol, -1, event, model, source, outcome, err);
+    return audit_line(pol, -1, event, model, source, outcome, NULL, err);
+}
+
+mg_status mg_audit_record_ex(const struct mg_policy *pol, const char *event, const char *model,
+                             const char *source, const mg_error *outcome, const char *parse,
+                             mg_error *err)
+{
+    return audit_line(pol, -1, event, model, source, outcome, parse, err);
 }
 
 mg_status mg_audit_record_fd(const struct mg_policy *pol, int fd, const char *event,
                              const char *model, const char *source, const mg_error *outcome,
-                             mg_error *err)
+                             const char *parse, mg_error *err)
 {
-    return audit_line(pol, fd, event, model, source, outcome, err);
+    return audit_line(pol, fd, event, model, source, outcome, parse, err);
 }

@@ -14,6 +14,11 @@
 MG_NODISCARD mg_status mg_audit_record(const struct mg_policy *pol, const char *event,
                                        const char *model, const char *source,
                                        const mg_error *outcome, mg_error *err);
+/* As mg_audit_record, with "parse": `parse` ("confined" or "unconfined"; NULL: no field). */
+MG_NODISCARD mg_status mg_audit_record_ex(const struct mg_policy *pol, const char *event,
+                                          const char *model, const char *source,
+                                          const mg_error *outcome, const char *parse,
+                                          mg_error *err);
 
 /*
  * Open the policy's audit log for appending (created 0640), without blocking and only if it
@@ -23,10 +28,10 @@ MG_NODISCARD mg_status mg_audit_record(const struct mg_policy *pol, const char *
  */
 MG_NODISCARD mg_status mg_audit_open(const struct mg_policy *pol, int *fd, mg_error *err);
 
-/* mg_audit_record through an fd from mg_audit_open (-1: open the log here). */
+/* mg_audit_record_ex through an fd from mg_audit_open (-1: open the log here). */
 MG_NODISCARD mg_status mg_audit_record_fd(const struct mg_policy *pol, int fd,
                                           const char *event, const char *model,
                                           const char *source, const mg_error *outcome,
-                                          mg_error *err);
+                                          const char *parse, mg_error *err);
 
 #endif

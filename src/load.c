@@ -27,6 +27,7 @@
 #include "oms.h"
 #include "policy.h"
 #include "shard.h"
+#include "sandbox.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
 #include "util/json.h"
@@ -828,22 +829,20 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
 {
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
-        /* An empty file has no region memory: parsers get a valid pointer all the same. */
+        /* An empty file has no region memory: detection and the parsers (sandbox.c) get a
+         * valid pointer all the same. */
         const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
         f->format = mg_format_detect(data, f->region.len, f->path);
-        if (f->format == NULL) {
-            if (single) {
-                mg_error_set_file(err, f->path);
-                return mg_fail(err, MG_E_FORMAT, "not a known model format");
-            }
-            continue;
-        }
-        mg_status s = f->format->parse(data, f->region.len, &f->parsed, err);
-        if (s != MG_OK) {
+        if (f->format == NULL && single) {
             mg_error_set_file(err, f->path);
-            return s;
+            return mg_fail(err, MG_E_FORMAT, "not a known model format");
         }
     }
+    /* The parsers run in the confined child unless the policy says "sandbox": "off". */
+    mg_status ps = mg_sandbox_parse_files(m->files, m->file_count, m->parse_confined == 1, NULL,
+                                          err);
+    if (ps != MG_OK)
+        return ps;
     for (size_t i = 0; i < m->file_count; i++) {
         if (m->files[i].format == &mg_format_mxnet_symbol) {
             mg_status s = checkpoint_report(m, &m->files[i], err);
@@ -1018,13 +1017,14 @@ static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
 }
 
 /* Record a failed attempt; the failure keeps its own status, and when its record cannot be
- * written the message says so (the caller, e.g. the CLI, shows it on stderr). */
+ * written the message says so (the caller, e.g. the CLI, shows it on stderr). `parse` says
+ * where parsing ran (NULL: it did not). */
 static void audit_failure(const mg_policy *pol, int audit_fd, load_mode mode, const char *model,
-                          const char *source, mg_error *failure)
+                          const char *source, mg_error *failure, const char *parse)
 {
     mg_error audit_err;
     mg_error_clear(&audit_err);
-    if (mg_audit_record_fd(pol, audit_fd, mode_event(mode), model, source, failure,
+    if (mg_audit_record_fd(pol, audit_fd, mode_event(mode), model, source, failure, parse,
                            &audit_err) == MG_OK)
         return;
     static const char lost[] = "; the audit record of this rejection was lost: ";
@@ -1037,6 +1037,12 @@ static void audit_failure(const mg_policy *pol, int audit_fd, load_mode mode, co
     snprintf(failure->message + keep, sizeof failure->message - keep, "%s%s", lost, why);
 }
 
+static const char *parse_word(const mg_model *m)
+{
+    return m == NULL || m->parse_confined < 0 ? NULL
+           : m->parse_confined ? "confined" : "unconfined";
+}
+
 static mg_status run(const mg_policy *pol, const char *source, const mg_load_options *opts,
                      load_mode mode, mg_model **out, mg_error *err)
 {
@@ -1045,7 +1051,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     const mg_policy_model *entry = NULL;
     mg_status s = mg_policy_find(pol, source, &entry, err);
     if (s != MG_OK) {
-        audit_failure(pol, -1, mode, NULL, source, err);
+        audit_failure(pol, -1, mode, NULL, source, err, NULL);
         return s;
     }
     mg_error_set_model(err, entry->name);
@@ -1072,6 +1078,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = mg_fail(err, MG_E_LIMIT, "out of memory");
         goto done;
     }
+    m->parse_confined = mode != MODE_LOAD ? -1 : mg_policy_sandbox_required(pol, entry) ? 1 : 0;
     m->name = mg_strdup(entry->name);
     m->source = mg_strdup(entry->source);
     if (m->name == NULL || m->source == NULL) {
@@ -1140,10 +1147,10 @@ done:
         mg_error_set_model(err, entry->name);
     if (s == MG_OK) {
         s = mg_audit_record_fd(pol, audit_fd, mode_event(mode), entry->name, entry->source,
-                               NULL, err);
+                               NULL, parse_word(m), err);
     } else if (!failed_on_audit) {
         /* (an audit log that could not be opened is itself the failure: nothing to add) */
-        audit_failure(pol, audit_fd, mode, entry->name, entry->source, err);
+        audit_failure(pol, audit_fd, mode, entry->name, entry->source, err, parse_word(m));
     }
     if (audit_fd >= 0)
         close(audit_fd);

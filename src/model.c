@@ -68,6 +68,11 @@ const char *mg_model_source(const mg_model *model)
     return model->source;
 }
 
+int mg_model_parse_confined(const mg_model *model)
+{
+    return model->parse_confined;
+}
+
 size_t mg_model_file_count(const mg_model *model)
 {
     return model->file_count;

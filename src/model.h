@@ -27,6 +27,7 @@ struct mg_model {
     size_t file_count;
     mg_tensor *tensors;
     size_t tensor_count;
+    int parse_confined; /* see mg_model_parse_confined */
 };
 
 /* Build the public tensor views from every file's parse result (ranges re-checked). */

@@ -749,6 +749,26 @@ static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_mod
 
 static void model_free(mg_policy_model *m);
 
+/* "sandbox": "required" | "off" (absent: MG_SANDBOX_DEFAULT). */
+static mg_sandbox_mode parse_sandbox(problems *pr, const char *path, const json_t *v)
+{
+    if (v == NULL)
+        return MG_SANDBOX_DEFAULT;
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    if (strcmp(s, "required") == 0)
+        return MG_SANDBOX_REQUIRED;
+    if (strcmp(s, "off") == 0)
+        return MG_SANDBOX_OFF;
+    problem(pr, path, "must be \"required\" or \"off\"");
+    return MG_SANDBOX_DEFAULT;
+}
+
+bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m)
+{
+    mg_sandbox_mode s = m->sandbox != MG_SANDBOX_DEFAULT ? m->sandbox : pol->sandbox;
+    return s != MG_SANDBOX_OFF;
+}
+
 static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
 {
     char path[64], sub[1024];
@@ -759,7 +779,7 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     }
     static const char *const allowed[] = {"name", "source", "sha256", "sha512", "size",
                                           "files", "manifest", "redirects", "oms", "ignore",
-                                          NULL};
+                                          "sandbox", NULL};
     check_keys_only(pr, path, v, allowed);
     mg_policy_model *m = &pol->models[pol->model_count];
     memset(m, 0, sizeof *m);
@@ -884,6 +904,8 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         if (m->source != NULL && !m->remote)
             problem(pr, sub, "only remote (https) sources have redirects");
     }
+    snprintf(sub, sizeof sub, "%.300s.sandbox", path);
+    m->sandbox = parse_sandbox(pr, sub, json_object_get(v, "sandbox"));
     m->name = json_is_string(name) ? mg_strdup(json_string_value(name)) : NULL;
     if (m->name == NULL)
         ok = false;
@@ -1099,8 +1121,9 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
     }
     static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
                                           "cache_dir", "ca_file", "credentials", "models",
-                                          NULL};
+                                          "sandbox", NULL};
     check_keys_only(pr, "$", root, allowed);
+    pol->sandbox = parse_sandbox(pr, "$.sandbox", json_object_get(root, "sandbox"));
     json_t *ver = json_object_get(root, "modelgate_policy");
     if (ver == NULL)
         problem(pr, "$.modelgate_policy", "missing");

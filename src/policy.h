@@ -43,6 +43,13 @@ typedef enum mg_redirects {
     MG_REDIRECTS_HTTPS
 } mg_redirects;
 
+/* "sandbox": where the parsers run (sandbox.h). */
+typedef enum mg_sandbox_mode {
+    MG_SANDBOX_DEFAULT = 0, /* not set: a model takes the policy's, the policy "required" */
+    MG_SANDBOX_REQUIRED,
+    MG_SANDBOX_OFF
+} mg_sandbox_mode;
+
 typedef struct mg_policy_model {
     char *name;
     char *source;    /* canonical: absolute normalised path, or normalised URL */
@@ -57,6 +64,7 @@ typedef struct mg_policy_model {
     mg_redirects redirects;
     struct mg_oci_ref *oci; /* OCI: the parsed reference (oci.h) */
     struct mg_oms_policy *oms; /* OMS: bundle and trust anchor (oms.h) */
+    mg_sandbox_mode sandbox;
 } mg_policy_model;
 
 /*
@@ -87,10 +95,15 @@ struct mg_policy {
     char *credentials_file;
     mg_credential *creds;
     size_t cred_count;
+    mg_sandbox_mode sandbox;
 };
 
 /* The credentials for `host` ("host[:port]", canonical as in mg_credential), or NULL. */
 const mg_credential *mg_policy_credential(const mg_policy *pol, const char *host);
+
+/* Whether `m`'s files are parsed in the confined child (its own "sandbox", else the
+ * policy's, else required). */
+bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m);
 
 /* The entry `source` names (a model name, or an exact source after normalisation), or NULL
  * with MG_E_UNTRUSTED. */

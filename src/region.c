@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 typedef struct prefault {
     pthread_t thread;
     uint8_t *base;
+    int memfd; /* >= 0: allocate the memfd's pages (fallocate) instead of a mapping's */
     size_t len;
     atomic_bool stop;
     bool started;
@@ -39,7 +41,8 @@ static void *prefault_main(void *arg)
     prefault *pf = arg;
     for (size_t off = 0; off < pf->len && !atomic_load(&pf->stop); off += MG_PREFAULT_STEP) {
         size_t n = pf->len - off < MG_PREFAULT_STEP ? pf->len - off : MG_PREFAULT_STEP;
-        if (madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
+        if (pf->memfd >= 0 ? fallocate(pf->memfd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) != 0
+                           : madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
             break;
     }
     return NULL;
@@ -48,6 +51,7 @@ static void *prefault_main(void *arg)
 static void prefault_start(prefault *pf, mg_region *r)
 {
     pf->base = r->data;
+    pf->memfd = -1;
     pf->len = r->map_len;
     atomic_init(&pf->stop, false);
     pf->started = r->map_len >= MG_PREFAULT_MIN &&
@@ -87,9 +91,93 @@ mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err)
     return MG_OK;
 }
 
+mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (len == 0)
+        return MG_OK;
+    int fd = memfd_create("modelgate-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return mg_region_alloc(r, len, err);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t ps = page > 0 ? (size_t)page : 4096;
+    size_t map_len;
+    if (__builtin_add_overflow(len, ps - 1, &map_len) || len > (size_t)INT64_MAX) {
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "buffer of %zu bytes is too large", len);
+    }
+    map_len &= ~(ps - 1);
+    if (ftruncate(fd, (off_t)len) != 0) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "cannot size %zu bytes of memory: %s", len, strerror(e));
+    }
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        close(fd);
+        return mg_fail(err, MG_E_LIMIT, "cannot map %zu bytes of memory: %s", len, strerror(e));
+    }
+    if (map_len >= (2u << 20))
+        (void)madvise(p, map_len, MADV_HUGEPAGE);
+    /* A process forked meanwhile (by another thread of the application) must not keep a
+     * writable mapping: the seal would then be refused. */
+    (void)madvise(p, map_len, MADV_DONTFORK);
+    r->data = p;
+    r->len = len;
+    r->map_len = map_len;
+    r->has_memfd = true;
+    r->memfd = fd;
+    return MG_OK;
+}
+
+/* Seal a memfd region. F_SEAL_WRITE needs every writable mapping gone, and a mapping made
+ * before the seal could be made writable again by mprotect; so the writable mapping goes,
+ * the seals go on, and the pages (still in the memfd) are mapped again read-only, where
+ * they were if that address is still free. */
+static mg_status seal_memfd(mg_region *r, mg_error *err)
+{
+    uint8_t *old = r->data;
+    if (old != NULL)
+        munmap(old, r->map_len);
+    r->data = NULL;
+    mg_status s = MG_OK;
+    if (fcntl(r->memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
+        s = mg_fail(err, MG_E_LIMIT, "cannot seal verified memory: %s", strerror(errno));
+    void *p = MAP_FAILED;
+    if (s == MG_OK) {
+        if (old != NULL)
+            p = mmap(old, r->map_len, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, r->memfd, 0);
+        if (p != MAP_FAILED && p != old) { /* a kernel without MAP_FIXED_NOREPLACE */
+            munmap(p, r->map_len);
+            p = MAP_FAILED;
+        }
+        if (p == MAP_FAILED)
+            p = mmap(NULL, r->map_len, PROT_READ, MAP_SHARED, r->memfd, 0);
+        if (p == MAP_FAILED)
+            s = mg_fail(err, MG_E_LIMIT, "cannot map sealed verified memory: %s",
+                        strerror(errno));
+    }
+    close(r->memfd);
+    r->memfd = -1;
+    r->has_memfd = false;
+    if (s != MG_OK) {
+        r->len = 0;
+        r->map_len = 0;
+        return s;
+    }
+    r->data = p;
+    r->memfd_sealed = true;
+    return MG_OK;
+}
+
 mg_status mg_region_seal(mg_region *r, mg_error *err)
 {
-    if (r->data != NULL && mprotect(r->data, r->map_len, PROT_READ) != 0)
+    if (r->data == NULL || r->memfd_sealed)
+        return MG_OK;
+    if (r->has_memfd)
+        return seal_memfd(r, err);
+    if (mprotect(r->data, r->map_len, PROT_READ) != 0)
         return mg_fail(err, MG_E_LIMIT, "cannot make verified memory read-only: %s",
                        strerror(errno));
     return MG_OK;
@@ -99,6 +187,8 @@ void mg_region_free(mg_region *r)
 {
     if (r->data != NULL)
         munmap(r->data, r->map_len);
+    if (r->has_memfd)
+        close(r->memfd);
     memset(r, 0, sizeof *r);
 }
 
@@ -126,6 +216,79 @@ mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg al
     return mg_region_read_hashed_ex(fd, expected_size, alg, 0, out, digest, done, err);
 }
 
+static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, src, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
+                           w < 0 ? strerror(errno) : "short write");
+        src += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return MG_OK;
+}
+
+/*
+ * The memfd path: each chunk is read into a small buffer that stays in cache, hashed there,
+ * and written into the memfd (the kernel allocates its pages without a page fault per page,
+ * which is what makes faulting a fresh shared mapping several times slower). The memfd is
+ * then sealed and mapped read-only. Returns MG_E_IO with `*no_memfd` set when there is no
+ * memfd, so that the caller falls back to private memory.
+ */
+static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsigned flags,
+                                 mg_region *out, _Atomic uint64_t *done, bool *no_memfd,
+                                 mg_error *err)
+{
+    *no_memfd = false;
+    int mfd = memfd_create("modelgate-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) {
+        *no_memfd = true;
+        return MG_E_IO;
+    }
+    /* With a spare core, a helper allocates the memfd's pages ahead of the writes. */
+    prefault pf = {0};
+    if ((flags & MG_REGION_PREFAULT) && size >= MG_PREFAULT_MIN) {
+        pf.memfd = mfd;
+        pf.len = size;
+        atomic_init(&pf.stop, false);
+        pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
+    }
+    uint8_t *buf = malloc(MG_READ_CHUNK);
+    mg_status st = buf != NULL ? MG_OK : mg_fail(err, MG_E_LIMIT, "out of memory");
+    size_t pos = 0;
+    while (st == MG_OK && pos < size) {
+        size_t want = size - pos < MG_READ_CHUNK ? size - pos : MG_READ_CHUNK;
+        size_t got;
+        st = read_fully(fd, buf, want, &got, err);
+        if (st == MG_OK && got < want)
+            st = mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
+        if (st == MG_OK)
+            st = mg_digest_update(ctx, buf, got, err);
+        if (st == MG_OK)
+            st = write_fully(mfd, buf, got, pos, err);
+        pos += got;
+        if (st == MG_OK && done != NULL)
+            atomic_fetch_add_explicit(done, got, memory_order_relaxed);
+    }
+    free(buf);
+    prefault_stop(&pf);
+    if (st == MG_OK) {
+        out->len = size;
+        out->has_memfd = true;
+        out->memfd = mfd;
+        long page = sysconf(_SC_PAGESIZE);
+        size_t ps = page > 0 ? (size_t)page : 4096;
+        out->map_len = (size + ps - 1) & ~(ps - 1); /* size <= 1 TiB: no wrap */
+        return seal_memfd(out, err);
+    }
+    close(mfd);
+    return st;
+}
+
 mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg alg,
                                    unsigned flags, mg_region *out,
                                    uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
@@ -150,10 +313,19 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
     mg_status st_ = mg_digest_new(alg, &ctx, err);
     if (st_ != MG_OK)
         return st_;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    if (size > 0) {
+        bool no_memfd;
+        st_ = read_into_memfd(fd, (size_t)size, ctx, flags, out, done, &no_memfd, err);
+        if (!no_memfd) {
+            if (st_ != MG_OK)
+                goto fail;
+            goto tail;
+        }
+    }
     st_ = mg_region_alloc(out, (size_t)size, err);
     if (st_ != MG_OK)
         goto fail;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     if (flags & MG_REGION_PREFAULT)
         prefault_start(&pf, out);
 
@@ -175,6 +347,7 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
         if (done != NULL)
             atomic_fetch_add_explicit(done, got, memory_order_relaxed);
     }
+tail:;
     /* A file that grew while it was read is not the file whose size was checked. */
     uint8_t extra;
     size_t got;

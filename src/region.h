@@ -1,12 +1,16 @@
 /*
- * Verified memory. A region is private anonymous memory that a file is read into once,
- * hashed as it arrives, and then sealed read-only. Parsers see only sealed-or-private bytes;
- * nothing is ever read from the file a second time.
+ * Verified memory. A region is memory that a file is read into once, hashed as it arrives,
+ * and then sealed read-only. Parsers see only sealed-or-private bytes; nothing is ever read
+ * from the file a second time. A file read from disk lives in a memfd: once sealed
+ * (F_SEAL_WRITE|SHRINK|GROW|SEAL) no mapping of it can ever be made writable again, and the
+ * confined parser (sandbox.h) maps the same pages read-only. Other regions (downloads, which
+ * grow as they arrive, and parser buffers) are private anonymous memory sealed by mprotect.
  */
 #ifndef MG_REGION_H
 #define MG_REGION_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,11 +21,19 @@ typedef struct mg_region {
     uint8_t *data; /* NULL when empty */
     size_t len;    /* bytes of content */
     size_t map_len;
+    bool has_memfd; /* `memfd` backs `data` and is not sealed yet */
+    int memfd;
+    bool memfd_sealed; /* `data` maps a sealed memfd (read-only for good) */
 } mg_region;
 
 /* Map `len` bytes of private, zeroed, writable memory (len 0 gives an empty region). */
 MG_NODISCARD mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err);
-/* Make the region read-only. */
+/* As mg_region_alloc, backed by a memfd that mg_region_seal seals (anonymous memory when the
+ * kernel has no memfd). */
+MG_NODISCARD mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err);
+/* Make the region read-only (a memfd region: sealed, its descriptor closed, and its bytes
+ * mapped again read-only, normally at the same address: take `data` only after sealing).
+ * Sealing an already sealed region does nothing. */
 MG_NODISCARD mg_status mg_region_seal(mg_region *r, mg_error *err);
 /* Unmap (safe on a zeroed or already freed region). */
 void mg_region_free(mg_region *r);
@@ -32,7 +44,8 @@ void mg_region_free(mg_region *r);
  * size is taken from fstat and capped at MG_MAX_MODEL_FILE_BYTES); a file that turns out
  * longer or shorter while it is read is an integrity failure. `done` (may be NULL) is
  * increased by the bytes read, for progress. The digest is written to `digest`.
- * The region is left writable; the caller seals it after verification and parsing.
+ * The bytes go into a memfd that is sealed and mapped read-only before this returns (private
+ * memory, left writable for the caller to seal, only where the kernel has no memfd).
  */
 MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg alg,
                                              mg_region *out, uint8_t digest[MG_DIGEST_MAX],

@@ -135,6 +135,9 @@ static int run_model_command(int argc, char **argv, bool load)
         json_object_set_new(doc, "ok", json_true());
         json_object_set_new(doc, "model", json_string(mg_model_name(m)));
         json_object_set_new(doc, "source", mg_cli_json_text(mg_model_source(m)));
+        if (load)
+            json_object_set_new(doc, "parsing", json_string(mg_model_parse_confined(m) == 1
+                                                                ? "confined" : "unconfined"));
         json_object_set_new(doc, "files", files_json(m));
         json_object_set_new(doc, "tensors", load ? tensors_json(m) : json_array());
         print_json(doc);
@@ -143,6 +146,10 @@ static int run_model_command(int argc, char **argv, bool load)
         printf("%s %s (%s): %zu file%s verified\n", load ? "loaded" : "verified",
                mg_cli_esc(mg_model_name(m)), mg_cli_esc(mg_model_source(m)), mg_model_file_count(m),
                mg_model_file_count(m) == 1 ? "" : "s");
+        if (load)
+            printf("parsing: %s\n", mg_model_parse_confined(m) == 1
+                                        ? "confined (child process, seccomp)"
+                                        : "unconfined (in this process: policy \"sandbox\": \"off\")");
         print_files_text(m);
         if (load) {
             print_checkpoints(m);
