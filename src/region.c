@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -244,6 +245,14 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
                                  mg_error *err)
 {
     *no_memfd = false;
+    /* Writes into a memfd count against the file-size limit (RLIMIT_FSIZE, `ulimit -f`): a
+     * file larger than that limit goes to private memory instead, never fails for it. */
+    struct rlimit fsz;
+    if (getrlimit(RLIMIT_FSIZE, &fsz) == 0 && fsz.rlim_cur != RLIM_INFINITY &&
+        (uint64_t)fsz.rlim_cur < (uint64_t)size) {
+        *no_memfd = true;
+        return MG_E_IO;
+    }
     int mfd = memfd_create("modelgate-verified", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mfd < 0) {
         *no_memfd = true;
