@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "hub.h"
 #include "manifest.h"
 #include "sig.h"
 #include "util/fsutil.h"
@@ -362,6 +363,8 @@ static mg_status walk_dir(int dfd, const char *prefix, unsigned depth, walk *w, 
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             s = mg_fail(err, MG_E_IO, "cannot stat '%.200s': %s", rel, strerror(errno));
+        } else if (mg_ignore_match(NULL, 0, rel, S_ISDIR(st.st_mode))) {
+            continue; /* .git/, .cache/huggingface/, .gitattributes: never signed, never read */
         } else if (S_ISLNK(st.st_mode)) {
             s = mg_fail(err, MG_E_FORMAT, "unsafe model directory: '%.200s' is a symlink", rel);
         } else if (S_ISDIR(st.st_mode)) {

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hub.h"
 #include "source.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -434,6 +435,40 @@ static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_mod
 
 static void model_free(mg_policy_model *m);
 
+/* "ignore": files of a local directory model that are never read (hub.h). */
+static void parse_ignore(problems *pr, const char *path, json_t *v, mg_policy_model *m)
+{
+    if (!json_is_array(v) || json_array_size(v) > MG_MAX_IGNORE_PATTERNS) {
+        problem(pr, path, "must be an array of at most %u patterns", MG_MAX_IGNORE_PATTERNS);
+        return;
+    }
+    if (m->source != NULL && (m->remote || !m->directory)) {
+        problem(pr, path, "only a local directory model has files to ignore");
+        return;
+    }
+    m->ignore = mg_calloc(json_array_size(v) + 1, sizeof *m->ignore);
+    if (m->ignore == NULL) {
+        problem(pr, path, "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(v, i, p) {
+        const char *why = json_is_string(p) ? mg_ignore_pattern_problem(json_string_value(p))
+                                            : "must be a string";
+        if (why != NULL) {
+            problem(pr, path, "[%zu] %s", i, why);
+            continue;
+        }
+        m->ignore[m->ignore_count] = mg_strdup(json_string_value(p));
+        if (m->ignore[m->ignore_count] == NULL) {
+            problem(pr, path, "out of memory");
+            return;
+        }
+        m->ignore_count++;
+    }
+}
+
 static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
 {
     char path[64], sub[1024];
@@ -443,7 +478,7 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         return;
     }
     static const char *const allowed[] = {"name", "source", "sha256", "sha512", "size",
-                                          "files", "manifest", "redirects", NULL};
+                                          "files", "manifest", "redirects", "ignore", NULL};
     check_keys_only(pr, path, v, allowed);
     mg_policy_model *m = &pol->models[pol->model_count];
     memset(m, 0, sizeof *m);
@@ -538,6 +573,13 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         if (m->source != NULL && !m->remote)
             problem(pr, sub, "only remote (https) sources have redirects");
     }
+    json_t *ignore = json_object_get(v, "ignore");
+    if (ignore != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.ignore", path);
+        parse_ignore(pr, sub, ignore, m);
+    }
+    if (m->source != NULL && !m->remote && m->directory)
+        m->hub_snapshot = mg_hub_is_snapshot(m->source);
     m->name = json_is_string(name) ? mg_strdup(json_string_value(name)) : NULL;
     if (m->name == NULL)
         ok = false;
@@ -558,6 +600,9 @@ static void model_free(mg_policy_model *m)
         free(m->files[i].path);
     free(m->files);
     free(m->keys);
+    for (size_t i = 0; i < m->ignore_count; i++)
+        free(m->ignore[i]);
+    free(m->ignore);
 }
 
 void mg_policy_close(mg_policy *pol)

@@ -48,6 +48,9 @@ typedef struct mg_policy_model {
     size_t key_count;
     unsigned threshold;
     mg_redirects redirects;
+    char **ignore;       /* directory models: patterns of files never read (see hub.h) */
+    size_t ignore_count;
+    bool hub_snapshot;   /* a Hugging Face hub cache snapshot folder (see hub.h) */
 } mg_policy_model;
 
 struct mg_policy {

@@ -112,7 +112,7 @@ class JsonAndQuiet(mgtest.TestCase):
                       {"ok", "model", "source", "files"}),
             "policy check": (["policy", "check", "--json", "-p", self.ws.policy_path],
                              {"ok", "policy", "problems"}),
-            "policy pin": (["policy", "pin", "--json", self.path], {"ok", "entry"}),
+            "policy pin": (["policy", "pin", "--json", self.path], {"ok", "entry", "notes"}),
             "keygen": (["keygen", "--json", "-o", key], {"ok", "type", "private_key", "public_key"}),
             "sign": (["sign", "--json", "-k", key + ".key", model],
                      {"ok", "name", "version", "files", "manifest", "signature"}),

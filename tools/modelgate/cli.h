@@ -102,6 +102,11 @@ void mg_cli_tensor_hint(const mg_model *m, const char *name, char *out, size_t c
 /* Edit distance (bytes), capped: returns cap+1 when larger. */
 size_t mg_cli_distance(const char *a, const char *b, size_t cap);
 
+/* Hash an open file with progress on a terminal (`what` names it in errors); `size` (may be
+ * NULL) receives the bytes read. */
+mg_status mg_cli_hash_fd(int fd, const char *what, mg_digest_alg alg, bool quiet, char hex[129],
+                         uint64_t *size, mg_error *err);
+
 /* One line of a sha256sum/sha512sum list (hash -c, policy pin --sums): GNU "HEX  NAME" or
  * "HEX *NAME" (a leading backslash marks an escaped name), or BSD "SHA256 (NAME) = HEX". */
 typedef struct sums_line {
@@ -110,6 +115,25 @@ typedef struct sums_line {
     char name[4096];
 } sums_line;
 bool mg_cli_parse_sums_line(const char *line, size_t len, sums_line *out);
+
+/* Read a whole text file (or `-`), capped at 64 MiB; `*out` is NUL-terminated, malloc'd. */
+int mg_cli_read_text(const char *path, char **out, size_t *len, bool json);
+
+/* What `policy pin` was asked for (tools/modelgate/cmd_policy.c parses it). */
+typedef struct mg_pin_request {
+    const char *name;
+    mg_digest_alg alg;
+    const char *target;
+    const char *ca_file;
+    const char *sums;       /* --sums FILE: digests from a published list */
+    const char **ignore;    /* --ignore PATTERN... */
+    size_t ignore_count;
+    bool json;
+    bool quiet;
+} mg_pin_request;
+
+/* policy pin for a local file, folder or hub snapshot (tools/modelgate/pin_local.c). */
+int mg_cli_pin_local(const mg_pin_request *req);
 
 /* policy pin for an URL (tools/modelgate/pin_url.c). */
 /* `ca_file` NULL: $SSL_CERT_FILE, else the system store. */

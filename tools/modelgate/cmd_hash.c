@@ -44,13 +44,10 @@ static int open_input(const char *path, mg_error *err)
     return fd;
 }
 
-/* Stream a file through the digest with progress on a terminal; `hex` gets lower-case hex. */
-static mg_status hash_path(const char *path, mg_digest_alg alg, bool quiet, char hex[129],
-                           mg_error *err)
+mg_status mg_cli_hash_fd(int fd, const char *what, mg_digest_alg alg, bool quiet, char hex[129],
+                         uint64_t *size, mg_error *err)
 {
-    int fd = open_input(path, err);
-    if (fd < 0)
-        return err->status;
+    mg_error_clear(err);
     struct stat st;
     uint64_t total = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     mg_digest_ctx *ctx = NULL;
@@ -69,7 +66,7 @@ static mg_status hash_path(const char *path, mg_digest_alg alg, bool quiet, char
             continue;
         if (n < 0) {
             err->status = s = MG_E_IO;
-            snprintf(err->message, sizeof err->message, "cannot read %.300s: %s", path,
+            snprintf(err->message, sizeof err->message, "cannot read %.300s: %s", what,
                      strerror(errno));
         }
         if (n <= 0)
@@ -84,8 +81,21 @@ static mg_status hash_path(const char *path, mg_digest_alg alg, bool quiet, char
         s = mg_digest_final(ctx, d, err);
     if (s == MG_OK)
         mg_hex_encode(d, mg_digest_len(alg), hex);
+    if (size != NULL)
+        *size = done;
     free(buf);
     mg_digest_free(ctx);
+    return s;
+}
+
+/* Hash a named file (or `-`), with progress on a terminal; `hex` gets lower-case hex. */
+static mg_status hash_path(const char *path, mg_digest_alg alg, bool quiet, char hex[129],
+                           mg_error *err)
+{
+    int fd = open_input(path, err);
+    if (fd < 0)
+        return err->status;
+    mg_status s = mg_cli_hash_fd(fd, path, alg, quiet, hex, NULL, err);
     if (fd != STDIN_FILENO)
         close(fd);
     return s;
@@ -261,7 +271,7 @@ bool mg_cli_parse_sums_line(const char *line, size_t len, sums_line *out)
 }
 
 /* Read a whole sums list (a file or `-`), capped. */
-static int read_list(const char *path, char **out, size_t *len, bool json)
+int mg_cli_read_text(const char *path, char **out, size_t *len, bool json)
 {
     mg_error err;
     int fd = open_input(path, &err);
@@ -310,7 +320,7 @@ static int check_list(const char *list, bool json, bool quiet)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_list(list, &text, &len, json);
+    int rc = mg_cli_read_text(list, &text, &len, json);
     if (rc != 0)
         return rc;
     json_t *files = json ? json_array() : NULL;

@@ -57,7 +57,7 @@ int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const c
     json_object_set_new(entry, mg_digest_name(alg), json_string(hex));
     json_object_set_new(entry, "size", json_integer((json_int_t)r.len));
     if (!quiet && json) {
-        json_t *doc = json_pack("{s:b,s:O}", "ok", 1, "entry", entry);
+        json_t *doc = json_pack("{s:b,s:O,s:[]}", "ok", 1, "entry", entry, "notes");
         rc = mg_cli_print_json(doc);
         json_decref(doc);
     } else if (!quiet) {
