@@ -119,6 +119,8 @@ int mg_cli_usage(const char *fmt, ...)
 typedef struct progress_state {
     struct timespec start;
     const char *label;
+    double after;     /* seconds of work before the line appears */
+    double last_draw; /* seconds since start of the last redraw */
     bool active;
     bool shown;
 } progress_state;
@@ -149,10 +151,14 @@ void mg_cli_progress_update(uint64_t done, uint64_t total)
     if (!p->active)
         return;
     double t = elapsed(&p->start);
-    /* Short work stays silent: the line appears only after a second (SPEC §5). */
-    if (t < 1.0)
+    /* Short work stays silent: the line appears only after a second (SPEC §5), and is
+     * redrawn at most ten times a second. */
+    if (t < p->after || (p->shown && t - p->last_draw < 0.1 && done != total))
         return;
     p->shown = true;
+    p->last_draw = t;
+    if (t < 1e-3)
+        t = 1e-3;
     char d[32], r[32], line[160];
     double rate = (double)done / t;
     human_bytes((double)done, d, sizeof d);
@@ -175,6 +181,21 @@ void mg_cli_progress_update(uint64_t done, uint64_t total)
     fflush(stderr);
 }
 
+/* MODELGATE_PROGRESS_AFTER: whole seconds (0 to 3600) before the line appears; default 1. */
+static double progress_delay(void)
+{
+    const char *v = getenv("MODELGATE_PROGRESS_AFTER");
+    if (v == NULL || v[0] == '\0' || strlen(v) > 4)
+        return 1.0;
+    unsigned n = 0;
+    for (const char *c = v; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9')
+            return 1.0;
+        n = n * 10 + (unsigned)(*c - '0');
+    }
+    return n <= 3600 ? (double)n : 1.0;
+}
+
 static void progress_cb(uint64_t done, uint64_t total, void *ctx)
 {
     (void)ctx;
@@ -191,6 +212,8 @@ void mg_cli_progress_begin(mg_load_options *opts, bool quiet, const char *label)
         return;
     clock_gettime(CLOCK_MONOTONIC, &g_progress.start);
     g_progress.label = label;
+    g_progress.last_draw = 0.0;
+    g_progress.after = progress_delay();
     g_progress.active = true;
     if (opts != NULL) {
         opts->size = sizeof *opts;
