@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "digest.h"
+#include "policy.h"
 
 typedef struct check_ctx {
     int count;
@@ -73,6 +74,39 @@ static int policy_check(int argc, char **argv)
     return rc;
 }
 
+/* policy list: the model names (for people, and for shell completion). */
+static int policy_list(int argc, char **argv)
+{
+    mg_cli_opts o;
+    int rc = mg_cli_parse_common(argc, argv, &o, 0, 0, "policy list");
+    if (rc != 0)
+        return rc;
+    mg_policy *pol;
+    if ((rc = mg_cli_open_policy(&o, &pol)) != 0)
+        return rc;
+    json_t *models = json_array();
+    for (size_t i = 0; i < pol->model_count; i++) {
+        const mg_policy_model *m = &pol->models[i];
+        const char *kind = m->kind == MG_MODEL_PINNED_FILE  ? "file"
+                           : m->kind == MG_MODEL_PINNED_DIR ? "files"
+                                                            : "manifest";
+        if (o.json)
+            json_array_append_new(models, json_pack("{s:s,s:s,s:s}", "name", m->name, "source",
+                                                     m->source, "kind", kind));
+        else if (!o.quiet)
+            printf("%s\t%s\t%s\n", m->name, kind, m->source);
+    }
+    if (o.json && !o.quiet) {
+        json_t *doc = json_pack("{s:b,s:s,s:O}", "ok", 1, "policy", mg_policy_path(pol), "models",
+                                models);
+        rc = mg_cli_print_json(doc);
+        json_decref(doc);
+    }
+    json_decref(models);
+    mg_policy_close(pol);
+    return rc == 0 && fflush(stdout) != 0 ? MG_E_IO : rc;
+}
+
 static int policy_pin(int argc, char **argv)
 {
     mg_pin_request req;
@@ -131,6 +165,8 @@ int mg_cmd_policy(int argc, char **argv)
         return policy_check(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "pin") == 0)
         return policy_pin(argc - 1, argv + 1);
-    return mg_cli_usage("%s", argc >= 2 ? "policy takes 'check' or 'pin'"
-                                         : "policy takes 'check' or 'pin' (modelgate help policy)");
+    if (argc >= 2 && strcmp(argv[1], "list") == 0)
+        return policy_list(argc - 1, argv + 1);
+    return mg_cli_usage("%s", argc >= 2 ? "policy takes 'check', 'list' or 'pin'"
+                                         : "policy takes 'check', 'list' or 'pin' (modelgate help policy)");
 }

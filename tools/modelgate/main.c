@@ -38,6 +38,8 @@ static const struct {
      "download and verify a model into the policy's cache_dir"},
     {"policy check", "modelgate policy check [-p POLICY] [--policy-key KEY] [--json] [-q]",
      "validate a policy and list every problem"},
+    {"policy list", "modelgate policy list [-p POLICY] [--policy-key KEY] [--json] [-q]",
+     "list the models a policy names (name, kind, source)"},
     {"policy pin", "modelgate policy pin [-n NAME] [-a sha256|sha512] [--ignore PATTERN]...\n"
                    "       [--sums FILE] [--ca-file PEM] [--json] [-q] PATH|URL",
      "print a policy entry pinning a file, folder, hub snapshot or URL"},
@@ -70,8 +72,8 @@ static void usage(FILE *out)
 static int command_help(const char *command)
 {
     if (strcmp(command, "policy") == 0) {
-        printf("usage: %s\n       %s\n", mg_cli_usage_text("policy check"),
-               mg_cli_usage_text("policy pin"));
+        printf("usage: %s\n       %s\n       %s\n", mg_cli_usage_text("policy check"),
+               mg_cli_usage_text("policy list"), mg_cli_usage_text("policy pin"));
         return 0;
     }
     for (size_t i = 0; i < sizeof usages / sizeof usages[0]; i++) {
@@ -130,7 +132,8 @@ int main(int argc, char **argv)
             continue;
         if (has_word(argc - 1, argv + 1, "-h", "--help")) {
             if (strcmp(cmd, "policy") == 0 && argc > 2 &&
-                (strcmp(argv[2], "check") == 0 || strcmp(argv[2], "pin") == 0)) {
+                (strcmp(argv[2], "check") == 0 || strcmp(argv[2], "pin") == 0 ||
+                 strcmp(argv[2], "list") == 0)) {
                 char both[32];
                 snprintf(both, sizeof both, "policy %s", argv[2]);
                 return command_help(both);
