@@ -73,7 +73,8 @@ class Completion(mgtest.TestCase):
             self.skipTest("the tool is not in a CMake build folder")
         prefix = tempfile.mkdtemp(prefix="mginst.")
         try:
-            p = subprocess.run(["cmake", "--install", build, "--prefix", prefix],
+            p = subprocess.run(["cmake", "--install", build, "--prefix", prefix,
+                                "--component", "completion"],
                                capture_output=True, timeout=300)
             self.assertEqual(p.returncode, 0, p.stderr)
             dest = os.path.join(prefix, "share", "bash-completion", "completions", "modelgate")
