@@ -188,6 +188,35 @@ class Layouts(mgtest.TestCase):
         self.assertExit(r, INTEGRITY)
         self.assertIn("extra.txt", r.stderr)
 
+    def test_hub_snapshot_of_a_signed_model(self):
+        """A model signed by its publisher and downloaded into the hub cache: the manifest
+        and its signature are snapshot symlinks too, read through the same one step."""
+        src = self.ws.path("published")
+        os.makedirs(src)
+        for rel, data in self.files.items():
+            self.ws.write(os.path.join("published", rel), data)
+        key = self.ws.path("k")
+        self.assertExit(run_bin("keygen", "-q", "-o", key), OK)
+        self.assertExit(run_bin("sign", "-q", "-k", key + ".key", "-n", "hubbed", src), OK)
+        files = {}
+        for root, _, names in os.walk(src):
+            for n in names:
+                full = os.path.join(root, n)
+                with open(full, "rb") as f:
+                    files[os.path.relpath(full, src)] = f.read()
+        snap = make_hub_repo(self.ws.path("c"), files)
+        self.ws.extra["keys"] = {"k": {"public_key": key + ".pub"}}
+        self.use({"name": "hubbed", "source": snap + "/", "manifest": {"keys": ["k"]}})
+        r = self.ws.run("inspect", "--json", "hubbed")
+        self.assertExit(r, OK)
+        self.assertEqual(len(json.loads(r.stdout)["tensors"]), 1)
+        # The signature's symlink pointing out of blobs/ is refused like any other.
+        os.unlink(os.path.join(snap, "manifest.json.sig"))
+        os.symlink(key + ".pub", os.path.join(snap, "manifest.json.sig"))
+        r = self.ws.run("verify", "hubbed")
+        self.assertExit(r, INTEGRITY)
+        self.assertIn("manifest.json.sig", r.stderr)
+
     def test_symlinks_outside_a_snapshot_stay_refused(self):
         d = self.ws.path("plain")
         os.makedirs(os.path.join(d, "blobs"))
