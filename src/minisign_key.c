@@ -242,7 +242,7 @@ mg_status mg_minisign_sign(const mg_minisign_secret *k, const uint8_t *msg, size
     mg_base64_encode(sigblob, sizeof sigblob, b_sig);
     mg_base64_encode(global, sizeof global, b_global);
     for (int i = 0; i < 8; i++)
-        snprintf(keyid_hex + 2 * i, 3, "%02X", k->keyid[7 - i]);
+        snprintf(keyid_hex + (size_t)2 * (size_t)i, 3, "%02X", k->keyid[7 - i]);
     size_t cap = 200 + tl + strlen(b_sig) + strlen(b_global);
     char *text = malloc(cap);
     if (text == NULL)

@@ -279,17 +279,22 @@ int mg_cli_read_text(const char *path, char **out, size_t *len, bool json)
         return mg_cli_report(&err, json);
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
+    if (buf == NULL) {
+        if (fd != STDIN_FILENO)
+            close(fd);
+        return mg_cli_fail(MG_E_LIMIT, json, NULL, "out of memory");
+    }
     int rc = 0;
-    while (rc == 0 && buf != NULL) {
+    for (;;) {
         if (n == cap) {
-            if (cap >= SUMS_MAX_BYTES) {
-                rc = mg_cli_fail(MG_E_LIMIT, json, NULL, "%s is larger than %u MiB", path,
-                                 SUMS_MAX_BYTES >> 20);
+            char *nb = cap < SUMS_MAX_BYTES ? realloc(buf, cap * 2 + 1) : NULL;
+            if (nb == NULL) {
+                rc = cap < SUMS_MAX_BYTES
+                         ? mg_cli_fail(MG_E_LIMIT, json, NULL, "out of memory")
+                         : mg_cli_fail(MG_E_LIMIT, json, NULL, "%s is larger than %u MiB", path,
+                                       SUMS_MAX_BYTES >> 20);
                 break;
             }
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (nb == NULL)
-                break;
             buf = nb;
             cap *= 2;
         }
@@ -304,8 +309,6 @@ int mg_cli_read_text(const char *path, char **out, size_t *len, bool json)
     }
     if (fd != STDIN_FILENO)
         close(fd);
-    if (buf == NULL && rc == 0)
-        rc = mg_cli_fail(MG_E_LIMIT, json, NULL, "out of memory");
     if (rc != 0) {
         free(buf);
         return rc;

@@ -117,7 +117,7 @@ static int pin_file(pin_ctx *c, const char *rel)
     uint64_t size = 0;
     mg_status s = mg_cli_hash_fd(fd, rel, c->req->alg, c->req->quiet, hex, &size, &err);
     if (s == MG_OK && mg_hub_blob_is_sha256(blob)) {
-        char sha[129];
+        char sha[129] = "";
         const char *got = hex;
         if (c->req->alg != MG_SHA256) {
             if (lseek(fd, 0, SEEK_SET) != 0)
