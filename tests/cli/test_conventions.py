@@ -295,6 +295,16 @@ class Hints(mgtest.TestCase):
         self.assertExit(r, POLICY)
         self.assertEqual(json.loads(r.stdout)["error"]["hint"], "fix it with: chmod go-w %s" % self.ws.dir)
 
+    def test_insecure_key_file_says_chmod(self):
+        key = self.ws.path("k")
+        self.assertExit(run_bin("keygen", "-q", "-o", key), OK)
+        os.chmod(key + ".pub", 0o666)
+        self.ws.extra["keys"] = {"k": {"public_key": "k.pub"}}
+        self.ws.write_policy()
+        r = self.ws.run("policy check")
+        self.assertExit(r, POLICY)
+        self.assertIn("chmod go-w %s.pub" % key, r.stderr)
+
     def test_unknown_model_did_you_mean(self):
         r = self.ws.run("verify", "tiny-mpl")
         self.assertExit(r, UNTRUSTED)
