@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "hub.h"
 #include "manifest.h"
 #include "oms.h"
 #include "sig.h"
@@ -451,6 +452,8 @@ static mg_status walk_dir(int dfd, const char *prefix, unsigned depth, walk *w, 
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             s = mg_fail(err, MG_E_IO, "cannot stat '%.200s': %s", rel, strerror(errno));
+        } else if (mg_ignore_match(NULL, 0, rel, S_ISDIR(st.st_mode))) {
+            continue; /* .git/, .cache/huggingface/, .gitattributes: never signed, never read */
         } else if (S_ISLNK(st.st_mode)) {
             s = mg_fail(err, MG_E_FORMAT, "unsafe model directory: '%.200s' is a symlink", rel);
         } else if (S_ISDIR(st.st_mode)) {
@@ -682,9 +685,13 @@ static mg_status publish(int dfd, const char *manifest, size_t manifest_len, con
     return s;
 }
 
-mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, uint64_t version,
-                      const char *expires, mg_digest_alg alg, uint64_t shard_size, mg_error *err)
+mg_status mg_manifest_build(const char *dir, const char *name, uint64_t version,
+                           const char *expires, mg_digest_alg alg, uint64_t shard_size,
+                           const struct stat *exclude, char **text_out, size_t *len_out,
+                           mg_error *err)
 {
+    *text_out = NULL;
+    *len_out = 0;
     if (shard_size > 0 && alg != MG_SHA256)
         return mg_fail(err, MG_E_USAGE, "sharded manifests use sha256");
     char base[129];
@@ -700,54 +707,34 @@ mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, u
     int64_t when;
     if (expires != NULL && !mg_manifest_parse_time(expires, &when))
         return mg_fail(err, MG_E_USAGE, "expiry must be a UTC time \"YYYY-MM-DDTHH:MM:SSZ\"");
-    EVP_PKEY *pkey;
-    struct stat key_file;
-    mg_status s = load_private_key(key_path, &pkey, &key_file, err);
-    if (s != MG_OK)
-        return s;
-    s = private_key_protected(key_path, &key_file, err);
-    if (s != MG_OK) {
-        EVP_PKEY_free(pkey);
-        return s;
-    }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        EVP_PKEY_free(pkey);
+    if (dfd < 0)
         return mg_fail(err, MG_E_IO, "cannot open %.200s: %s", dir, strerror(errno));
-    }
-    walk w = {.alg = alg, .buf = malloc(READ_CHUNK), .key_dev = key_file.st_dev,
-              .key_ino = key_file.st_ino, .shard_size = shard_size};
-    int walk_fd = dup(dfd);
-    if (w.buf == NULL || walk_fd < 0) {
-        if (walk_fd >= 0)
-            close(walk_fd);
+    walk w = {.alg = alg, .buf = malloc(READ_CHUNK),
+              .key_dev = exclude != NULL ? exclude->st_dev : 0,
+              .key_ino = exclude != NULL ? exclude->st_ino : 0, .shard_size = shard_size};
+    mg_status s;
+    if (w.buf == NULL) {
+        close(dfd);
         s = mg_fail(err, MG_E_LIMIT, "out of memory");
     } else {
-        s = walk_dir(walk_fd, "", 0, &w, err);
+        s = walk_dir(dfd, "", 0, &w, err); /* closes dfd */
     }
     free(w.buf);
     if (s == MG_OK && w.count == 0)
         s = mg_fail(err, MG_E_USAGE, "%.200s holds no file to sign", dir);
     char *text = NULL;
-    uint8_t *sig = NULL;
-    size_t sig_len = 0;
     if (s == MG_OK) {
         qsort(w.files, w.count, sizeof *w.files, compare_files);
         text = manifest_json(name, version, expires, &w, err);
         s = text != NULL ? MG_OK : err != NULL ? err->status : MG_E_LIMIT;
     }
-    size_t text_len = 0;
     if (s == MG_OK) {
-        text_len = strlen(text);
-        text[text_len++] = '\n'; /* over the NUL: from here the text is used by length */
-        s = sign_and_check(pkey, (const uint8_t *)text, text_len, &sig, &sig_len, err);
+        size_t n = strlen(text);
+        text[n++] = '\n'; /* over the NUL: from here the text is used by length */
+        *text_out = text;
+        *len_out = n;
     }
-    if (s == MG_OK)
-        s = publish(dfd, text, text_len, sig, sig_len, err);
-    close(dfd);
-    EVP_PKEY_free(pkey);
-    free(text);
-    free(sig);
     for (size_t i = 0; i < w.count; i++) {
         free(w.files[i].path);
         free(w.files[i].shards);
@@ -971,5 +958,39 @@ mg_status mg_sign_oms(const char *key_path, const char *dir, uint64_t shard_size
         free(w.files[i].shards);
     }
     free(w.files);
+    return s;
+}
+
+mg_status mg_sign_dir(const char *key_path, const char *dir, const char *name, uint64_t version,
+                      const char *expires, mg_digest_alg alg, uint64_t shard_size, mg_error *err)
+{
+    EVP_PKEY *pkey;
+    struct stat key_file;
+    mg_status s = load_private_key(key_path, &pkey, &key_file, err);
+    if (s != MG_OK)
+        return s;
+    s = private_key_protected(key_path, &key_file, err);
+    if (s != MG_OK) {
+        EVP_PKEY_free(pkey);
+        return s;
+    }
+    char *text = NULL;
+    size_t text_len = 0;
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    s = mg_manifest_build(dir, name, version, expires, alg, shard_size, &key_file, &text,
+                          &text_len, err);
+    if (s == MG_OK)
+        s = sign_and_check(pkey, (const uint8_t *)text, text_len, &sig, &sig_len, err);
+    int dfd = -1;
+    if (s == MG_OK && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        s = mg_fail(err, MG_E_IO, "cannot open %.200s: %s", dir, strerror(errno));
+    if (s == MG_OK)
+        s = publish(dfd, text, text_len, sig, sig_len, err);
+    if (dfd >= 0)
+        close(dfd);
+    EVP_PKEY_free(pkey);
+    free(text);
+    free(sig);
     return s;
 }

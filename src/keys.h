@@ -33,6 +33,17 @@ MG_NODISCARD mg_status mg_sign_dir(const char *key_path, const char *dir, const 
                                    uint64_t version, const char *expires, mg_digest_alg alg,
                                    uint64_t shard_size, mg_error *err);
 
+/*
+ * The manifest mg_sign_dir would write for `dir` (same arguments; `exclude`, may be NULL, is
+ * a file that must not be below DIR, such as the private key), as text ending in a newline;
+ * `*text` is malloc'd. For signers other than a PEM key (a minisign secret key).
+ */
+struct stat;
+MG_NODISCARD mg_status mg_manifest_build(const char *dir, const char *name, uint64_t version,
+                                         const char *expires, mg_digest_alg alg,
+                                         uint64_t shard_size, const struct stat *exclude,
+                                         char **text, size_t *len, mg_error *err);
+
 /* Sign `msg` with the PEM private key at `key_path` as mg_sign_dir signs a manifest; `*sig`
  * is malloc'd. The signature is verified with the key's public half before it is returned. */
 MG_NODISCARD mg_status mg_sign_buffer(const char *key_path, const uint8_t *msg, size_t len,

@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "cache.h"
 #include "fetch.h"
+#include "hub.h"
 #include "manifest.h"
 #include "format/mxnet.h"
 #include "model.h"
@@ -82,19 +83,25 @@ static mg_status name_list_add(name_list *l, char *name, mg_error *err)
     l->names[l->count++] = name;
     return MG_OK;
 }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Every regular file below `dirfd`, as relative paths; a symlink or special file anywhere is
- * refused (it is not a file the policy could have pinned). */
-static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, name_list *out,
-                          mg_error *err)
+/* How a local directory is listed: what it may skip unread, and whether it is a hub
+ * snapshot (whose files are symlinks, checked when they are opened). */
+typedef struct list_rules {
+    char *const *ignore;
+    size_t ignore_count;
+    bool hub_snapshot;
+} list_rules;
+
+/* Every regular file below `dirfd`, as relative paths, but the ignored ones (never opened);
+ * a symlink or special file anywhere is refused (it is not a file the policy could have
+ * pinned), except a hub snapshot's symlinks, which are listed and checked when opened. */
+static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, const list_rules *rules,
+                          name_list *out, mg_error *err)
 {
     if (depth > MG_MAX_DIR_DEPTH)
         return mg_fail(err, MG_E_LIMIT, "model directory nested deeper than %u levels",
@@ -125,7 +132,10 @@ static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, name_li
             s = mg_fail(err, MG_E_IO, "cannot stat a file of the model: %s", strerror(errno));
             mg_error_set_file(err, rel);
             free(rel);
-        } else if (S_ISREG(st.st_mode)) {
+        } else if (mg_ignore_match(rules->ignore, rules->ignore_count, rel,
+                                   S_ISDIR(st.st_mode))) {
+            free(rel);
+        } else if (S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && rules->hub_snapshot)) {
             s = name_list_add(out, rel, err);
         } else if (S_ISDIR(st.st_mode)) {
             int sub = openat(fd, e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -137,7 +147,7 @@ static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, name_li
             } else {
                 rel[plen + nlen] = '/';
                 rel[plen + nlen + 1] = '\0';
-                s = list_dir(sub, rel, depth + 1, out, err);
+                s = list_dir(sub, rel, depth + 1, rules, out, err);
                 close(sub);
                 free(rel);
             }
@@ -153,6 +163,11 @@ static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, name_li
     closedir(d);
     return s;
 }
+/* (list_dir hands each name to name_list_add: the same false leak report, so the same
+ * suppression covers it.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /* ---- one load ------------------------------------------------------------------------ */
 
@@ -167,6 +182,7 @@ typedef struct loader {
     const mg_policy_model *entry;
     load_mode mode;
     int dirfd; /* directory models: the folder, opened without symlinks */
+    int blobsfd; /* hub snapshots: the repository's blobs folder */
     mg_pinned_file *expected; /* sorted by path */
     size_t expected_count;
     mg_manifest manifest;
@@ -196,8 +212,39 @@ static bool single_file(const mg_policy_model *e)
     return e->kind == MG_MODEL_PINNED_FILE || (e->kind == MG_MODEL_OMS && !e->directory);
 }
 
+/* A file of a hub snapshot. An LFS blob is named by its SHA-256: when the file is pinned by
+ * SHA-256 too, a blob under another name is refused before it is read. */
+static mg_status open_hub_file(loader *L, const char *rel, int *fd, mg_error *err)
+{
+    char blob[MG_HUB_BLOB_MAX];
+    mg_status s = mg_hub_open_file(L->dirfd, L->blobsfd, rel, O_RDONLY | O_NONBLOCK, fd, blob,
+                                   err);
+    if (s != MG_OK || !mg_hub_blob_is_sha256(blob))
+        return s;
+    mg_pinned_file key = {.path = (char *)rel};
+    const mg_pinned_file *pin = L->expected_count == 0 ? NULL
+                                : bsearch(&key, L->expected, L->expected_count,
+                                          sizeof *L->expected, cmp_pin);
+    if (pin != NULL && pin->alg == MG_SHA256) {
+        char want[65];
+        mg_hex_encode(pin->digest, 32, want);
+        if (strcmp(want, blob) != 0) {
+            close(*fd);
+            *fd = -1;
+            s = mg_fail(err, MG_E_INTEGRITY, "the hub blob is named by its SHA-256, which is not "
+                        "the pinned one");
+            mg_strlcpy(err->algorithm, "sha256", sizeof err->algorithm);
+            mg_strlcpy(err->expected, want, sizeof err->expected);
+            mg_strlcpy(err->actual, blob, sizeof err->actual);
+        }
+    }
+    return s;
+}
+
 static mg_status open_model_file(loader *L, const char *rel, int *fd, mg_error *err)
 {
+    if (L->entry->hub_snapshot)
+        return open_hub_file(L, rel, fd, err);
     if (single_file(L->entry))
         *fd = mg_open_nofollow(L->entry->source, O_RDONLY | O_NONBLOCK, NULL);
     else if (L->have_oms)
@@ -417,7 +464,8 @@ static mg_status read_all(loader *L, mg_model *m, const mg_load_options *opts, m
 static mg_status check_file_set(loader *L, mg_error *err)
 {
     name_list have = {0};
-    mg_status s = list_dir(L->dirfd, "", 0, &have, err);
+    list_rules rules = {L->entry->ignore, L->entry->ignore_count, L->entry->hub_snapshot};
+    mg_status s = list_dir(L->dirfd, "", 0, &rules, &have, err);
     if (s != MG_OK) {
         name_list_free(&have);
         return s;
@@ -435,6 +483,9 @@ static mg_status check_file_set(loader *L, mg_error *err)
         if (c < 0) {
             s = mg_fail(err, MG_E_INTEGRITY, "unlisted file in the model directory");
             mg_error_set_file(err, have.names[i]);
+        } else if (c > 0 && mg_ignore_match(rules.ignore, rules.ignore_count,
+                                            L->expected[j].path, false)) {
+            j++; /* pinned below an ignored folder: not listed, but still read and checked */
         } else if (c > 0) {
             s = mg_fail(err, MG_E_INTEGRITY, "listed file is missing");
             mg_error_set_file(err, L->expected[j].path);
@@ -447,11 +498,24 @@ static mg_status check_file_set(loader *L, mg_error *err)
     return s;
 }
 
-static mg_status read_manifest_file(int dirfd, const char *name, size_t cap, uint8_t **data,
-                                    size_t *len, bool *found, mg_error *err)
+static mg_status read_manifest_file(const loader *L, const char *name, size_t cap,
+                                    uint8_t **data, size_t *len, bool *found, mg_error *err)
 {
     *found = false;
-    int fd = mg_openat_nofollow(dirfd, name, O_RDONLY | O_NONBLOCK);
+    int fd;
+    if (L->entry->hub_snapshot) {
+        struct stat st;
+        if (fstatat(L->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+            return MG_OK;
+        mg_status s = mg_hub_open_file(L->dirfd, L->blobsfd, name, O_RDONLY | O_NONBLOCK, &fd,
+                                       NULL, err);
+        if (s != MG_OK) {
+            mg_error_set_file(err, name);
+            return s;
+        }
+    } else {
+        fd = mg_openat_nofollow(L->dirfd, name, O_RDONLY | O_NONBLOCK);
+    }
     if (fd < 0) {
         if (errno == ENOENT)
             return MG_OK;
@@ -505,7 +569,7 @@ static mg_status get_manifest_file(loader *L, const char *name, size_t cap, uint
 {
     if (L->entry->remote)
         return fetch_manifest_file(L, name, cap, data, len, found, err);
-    return read_manifest_file(L->dirfd, name, cap, data, len, found, err);
+    return read_manifest_file(L, name, cap, data, len, found, err);
 }
 
 /* Verify the signed manifest of a directory model and take its file list. */
@@ -750,7 +814,7 @@ static mg_status load_oms(loader *L, mg_error *err)
             found = true;
         }
     } else {
-        s = read_manifest_file(L->dirfd, op->bundle, MG_MAX_MANIFEST_BYTES, &data, &len, &found,
+        s = read_manifest_file(L, op->bundle, MG_MAX_MANIFEST_BYTES, &data, &len, &found,
                                err);
         if (s == MG_OK && !found) {
             s = mg_fail(err, MG_E_SIGNATURE, "the model directory has no OMS bundle");
@@ -1070,6 +1134,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     L.entry = entry;
     L.mode = mode;
     L.dirfd = -1;
+    L.blobsfd = -1;
     pthread_mutex_init(&L.lock, NULL);
     pthread_cond_init(&L.cond, NULL);
     mg_pinned_file *sorted = NULL;
@@ -1097,6 +1162,12 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
                               "directory, or it is not a directory (refused)")
                     : mg_fail(err, MG_E_IO, "cannot open the model directory: %s",
                               strerror(errno));
+            goto done;
+        }
+        if (entry->hub_snapshot && (L.blobsfd = mg_hub_open_blobs(entry->source)) < 0) {
+            s = mg_fail(err, errno == ENOENT ? MG_E_IO : MG_E_INTEGRITY,
+                        "cannot open the blobs/ folder of the hub repository (it must be a "
+                        "folder, with no symlink on its path): %s", strerror(errno));
             goto done;
         }
     }
@@ -1156,6 +1227,8 @@ done:
         close(audit_fd);
     if (L.dirfd >= 0)
         close(L.dirfd);
+    if (L.blobsfd >= 0)
+        close(L.blobsfd);
     free(L.jobs);
     if (entry->kind == MG_MODEL_OCI && sorted != NULL) {
         for (size_t i = 0; i < L.expected_count; i++)

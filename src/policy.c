@@ -14,6 +14,7 @@
 
 #include "oci.h"
 #include "oms.h"
+#include "hub.h"
 #include "source.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -769,6 +770,40 @@ bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m)
     return s != MG_SANDBOX_OFF;
 }
 
+/* "ignore": files of a local directory model that are never read (hub.h). */
+static void parse_ignore(problems *pr, const char *path, json_t *v, mg_policy_model *m)
+{
+    if (!json_is_array(v) || json_array_size(v) > MG_MAX_IGNORE_PATTERNS) {
+        problem(pr, path, "must be an array of at most %u patterns", MG_MAX_IGNORE_PATTERNS);
+        return;
+    }
+    if (m->source != NULL && (m->remote || !m->directory)) {
+        problem(pr, path, "only a local directory model has files to ignore");
+        return;
+    }
+    m->ignore = mg_calloc(json_array_size(v) + 1, sizeof *m->ignore);
+    if (m->ignore == NULL) {
+        problem(pr, path, "out of memory");
+        return;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(v, i, p) {
+        const char *why = json_is_string(p) ? mg_ignore_pattern_problem(json_string_value(p))
+                                            : "must be a string";
+        if (why != NULL) {
+            problem(pr, path, "[%zu] %s", i, why);
+            continue;
+        }
+        m->ignore[m->ignore_count] = mg_strdup(json_string_value(p));
+        if (m->ignore[m->ignore_count] == NULL) {
+            problem(pr, path, "out of memory");
+            return;
+        }
+        m->ignore_count++;
+    }
+}
+
 static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
 {
     char path[64], sub[1024];
@@ -823,10 +858,6 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     json_t *oms = json_object_get(v, "oms");
     int kinds = (pinned ? 1 : 0) + (files != NULL ? 1 : 0) + (manifest != NULL ? 1 : 0) +
                 (oms != NULL ? 1 : 0);
-    if (oms == NULL && json_object_get(v, "ignore") != NULL) {
-        snprintf(sub, sizeof sub, "%.300s.ignore", path);
-        problem(pr, sub, "only for an \"oms\" model");
-    }
     if (m->oci != NULL) {
         /* The manifest digest in the source is the pin; the files are its layers. A
          * "manifest" (keys, threshold) also requires a signed modelgate manifest among them. */
@@ -906,6 +937,13 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     }
     snprintf(sub, sizeof sub, "%.300s.sandbox", path);
     m->sandbox = parse_sandbox(pr, sub, json_object_get(v, "sandbox"));
+    json_t *ignore = json_object_get(v, "ignore");
+    if (ignore != NULL) {
+        snprintf(sub, sizeof sub, "%.300s.ignore", path);
+        parse_ignore(pr, sub, ignore, m);
+    }
+    if (m->source != NULL && !m->remote && m->directory)
+        m->hub_snapshot = mg_hub_is_snapshot(m->source);
     m->name = json_is_string(name) ? mg_strdup(json_string_value(name)) : NULL;
     if (m->name == NULL)
         ok = false;
@@ -928,6 +966,9 @@ static void model_free(mg_policy_model *m)
     free(m->keys);
     free(m->oci);
     mg_oms_policy_free(m->oms);
+    for (size_t i = 0; i < m->ignore_count; i++)
+        free(m->ignore[i]);
+    free(m->ignore);
 }
 
 void mg_policy_close(mg_policy *pol)

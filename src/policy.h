@@ -65,6 +65,9 @@ typedef struct mg_policy_model {
     struct mg_oci_ref *oci; /* OCI: the parsed reference (oci.h) */
     struct mg_oms_policy *oms; /* OMS: bundle and trust anchor (oms.h) */
     mg_sandbox_mode sandbox;
+    char **ignore;       /* directory models: patterns of files never read (see hub.h) */
+    size_t ignore_count;
+    bool hub_snapshot;   /* a Hugging Face hub cache snapshot folder (see hub.h) */
 } mg_policy_model;
 
 /*

@@ -153,7 +153,7 @@ class Https(mgtest.TestCase):
         return last
 
     def refused(self, source, code, error_kind, model=None, env=None):
-        r = self.ws.run("fetch", "-q", source, env=env)
+        r = self.ws.run("fetch", source, env=env)
         self.assertExit(r, code, source)
         self.assertEqual(r.stdout, b"")
         self.assertIn("modelgate: %s:" % error_kind, r.stderr)
@@ -167,7 +167,7 @@ class Https(mgtest.TestCase):
         self.pin_remote("voices", url, self.single)
         self.ws.write_policy()
         before = SERVER.counts()["requests"]
-        r = self.ws.run("fetch", "-q", "voices")
+        r = self.ws.run("fetch", "voices")
         self.assertExit(r, 0)
         lines = r.stdout.decode().splitlines()
         want = os.path.join(self.cache, "sha256", sha256_bytes(self.single))
@@ -180,7 +180,7 @@ class Https(mgtest.TestCase):
         ev = self.assert_fetch_audited("ok", model="voices")
         self.assertEqual(ev["source"], url)
         # by its exact source too, and again: the same single path
-        r = self.ws.run("fetch", "-q", url)
+        r = self.ws.run("fetch", url)
         self.assertExit(r, 0)
         self.assertEqual(r.stdout.decode().splitlines(), [want])
         self.assertEqual(self.cache_files(), [want])
@@ -213,7 +213,7 @@ class Https(mgtest.TestCase):
             files[name] = {"sha256": sha256_bytes(data), "size": len(data)}
         self.ws.models.append({"name": "dir", "source": SERVER.url("/f/dir/"), "files": files})
         self.ws.write_policy()
-        r = self.ws.run("fetch", "-q", "dir")
+        r = self.ws.run("fetch", "dir")
         self.assertExit(r, 0)
         got = sorted(r.stdout.decode().splitlines())
         want = sorted(os.path.join(self.cache, "sha256", f["sha256"]) for f in files.values())
@@ -227,7 +227,7 @@ class Https(mgtest.TestCase):
         self.pin_remote("viaredirect", SERVER.url("/r/" + SINGLE), self.single)
         self.ws.write_policy()
         before = SERVER.counts()["requests"]
-        r = self.ws.run("fetch", "-q", "viaredirect")
+        r = self.ws.run("fetch", "viaredirect")
         self.assertExit(r, 0)
         self.assertEqual(SERVER.counts()["requests"], before + 2)
 
@@ -238,7 +238,7 @@ class Https(mgtest.TestCase):
                         self.single)
         self.ws.write_policy()
         before = SERVER.counts()
-        r = self.ws.run("fetch", "-q", "plain")
+        r = self.ws.run("fetch", "plain")
         self.assertExit(r, mgtest.POLICY)
         self.assertEqual(SERVER.counts()["connections"], before["connections"])
         self.assert_cache_empty()
@@ -321,7 +321,7 @@ class Https(mgtest.TestCase):
         self.pin_remote("otherhost", SERVER.url("/rlocalhost/" + SINGLE), self.single,
                         redirects="https")
         self.ws.write_policy()
-        r = self.ws.run("fetch", "-q", "otherhost")
+        r = self.ws.run("fetch", "otherhost")
         self.assertExit(r, 0)
 
     def test_7_stalled(self):
@@ -343,7 +343,7 @@ class Https(mgtest.TestCase):
                                  "sha256": sha256_bytes(self.single), "size": len(self.single)})
         self.ws.models.append(entry)
         self.ws.write_policy()
-        self.assertExit(self.ws.run("fetch", "-q", "pinned"), 0)
+        self.assertExit(self.ws.run("fetch", "pinned"), 0)
         # the same HTTPS rules: an untrusted certificate is refused
         r = mgtest.run_bin("policy", "pin", SERVER.url("/f/" + SINGLE, listener="expired"),
                            env={"SSL_CERT_FILE": SERVER.ca})
@@ -375,7 +375,7 @@ class Https(mgtest.TestCase):
     def test_manifest_remote(self):
         d = self.signed_model("signed")
         self.ws.write_policy()
-        r = self.ws.run("fetch", "-q", "signed")
+        r = self.ws.run("fetch", "signed")
         self.assertExit(r, 0)
         want = []
         for f in DIR_FILES[1:]:

@@ -1,5 +1,5 @@
 /*
- * modelgate fetch [-p POLICY] [--policy-key KEY] [-q] [--json] SOURCE
+ * modelgate fetch [-p POLICY] [--policy-key KEY] [--json] [-q] SOURCE
  *
  * Download (or read) a model, verify it exactly as `verify` does, and publish every verified
  * file to the policy's cache_dir as cache_dir/sha256/<hex>. Prints one line per file: its
@@ -13,8 +13,6 @@
 #include <jansson.h>
 
 #include "cli.h"
-
-#define FETCH_USAGE "modelgate fetch [-p POLICY] [-q] [--json] SOURCE"
 
 static int print_paths_json(const mg_model *m)
 {
@@ -35,19 +33,15 @@ static int print_paths_json(const mg_model *m)
     json_object_set_new(doc, "model", json_string(mg_model_name(m)));
     json_object_set_new(doc, "source", json_string(mg_model_source(m)));
     json_object_set_new(doc, "files", files);
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = mg_cli_print_json(doc);
     json_decref(doc);
-    if (s == NULL)
-        return MG_E_LIMIT;
-    puts(s);
-    free(s);
-    return 0;
+    return rc;
 }
 
 int mg_cmd_fetch(int argc, char **argv)
 {
     mg_cli_opts o;
-    int rc = mg_cli_parse_common(argc, argv, &o, 1, 1, FETCH_USAGE);
+    int rc = mg_cli_parse_common(argc, argv, &o, 1, 1, "fetch");
     if (rc != 0)
         return rc;
     mg_policy *pol;
@@ -68,7 +62,9 @@ int mg_cmd_fetch(int argc, char **argv)
             return rc;
         }
     }
-    if (o.json) {
+    if (o.quiet) {
+        /* -q: the exit status says it all. */
+    } else if (o.json) {
         rc = print_paths_json(m);
     } else {
         for (size_t i = 0; i < mg_model_file_count(m); i++)

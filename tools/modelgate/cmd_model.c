@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -51,14 +52,6 @@ static json_t *tensors_json(const mg_model *m)
         json_array_append_new(arr, o);
     }
     return arr;
-}
-
-static void print_json(json_t *doc)
-{
-    char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (s != NULL)
-        puts(s);
-    free(s);
 }
 
 static void print_files_text(const mg_model *m)
@@ -121,16 +114,16 @@ static void print_checkpoints(const mg_model *m)
 static int run_model_command(int argc, char **argv, bool load)
 {
     mg_cli_opts o;
-    const char *usage = load ? "modelgate inspect [-p POLICY] [--json] [-q] SOURCE"
-                             : "modelgate verify [-p POLICY] [--json] [-q] SOURCE";
-    int rc = mg_cli_parse_common(argc, argv, &o, 1, 1, usage);
+    int rc = mg_cli_parse_common(argc, argv, &o, 1, 1, load ? "inspect" : "verify");
     if (rc != 0)
         return rc;
     mg_policy *pol;
     mg_model *m;
     if ((rc = mg_cli_open_model(&o, load ? MG_CLI_LOAD : MG_CLI_VERIFY, &pol, &m)) != 0)
         return rc;
-    if (o.json) {
+    if (o.quiet) {
+        /* -q: the exit status says it all. */
+    } else if (o.json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "ok", json_true());
         json_object_set_new(doc, "model", json_string(mg_model_name(m)));
@@ -140,7 +133,7 @@ static int run_model_command(int argc, char **argv, bool load)
                                                                 ? "confined" : "unconfined"));
         json_object_set_new(doc, "files", files_json(m));
         json_object_set_new(doc, "tensors", load ? tensors_json(m) : json_array());
-        print_json(doc);
+        rc = mg_cli_print_json(doc);
         json_decref(doc);
     } else {
         printf("%s %s (%s): %zu file%s verified\n", load ? "loaded" : "verified",
@@ -160,7 +153,7 @@ static int run_model_command(int argc, char **argv, bool load)
     }
     mg_model_close(m);
     mg_policy_close(pol);
-    return fflush(stdout) == 0 ? 0 : MG_E_IO;
+    return fflush(stdout) == 0 ? rc : MG_E_IO;
 }
 
 int mg_cmd_verify(int argc, char **argv)
@@ -173,16 +166,16 @@ int mg_cmd_inspect(int argc, char **argv)
     return run_model_command(argc, argv, true);
 }
 
-static int write_all(const void *data, uint64_t len)
+static int write_all(int fd, const void *data, uint64_t len)
 {
     const uint8_t *p = data;
     while (len > 0) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
-        ssize_t n = write(STDOUT_FILENO, p, chunk);
+        ssize_t n = write(fd, p, chunk);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            fprintf(stderr, "modelgate: io: cannot write to standard output: %s\n",
+            fprintf(stderr, "modelgate: io: cannot write the tensor: %s\n",
                     n < 0 ? strerror(errno) : "short write");
             return MG_E_IO;
         }
@@ -192,38 +185,88 @@ static int write_all(const void *data, uint64_t len)
     return 0;
 }
 
+static int write_tensor(int fd, const mg_tensor *t)
+{
+    if ((t->flags & (MG_TENSOR_BIG_ENDIAN | MG_TENSOR_FORTRAN)) == 0)
+        return write_all(fd, t->data, t->nbytes);
+    if (t->nbytes > SIZE_MAX)
+        return mg_cli_fail(MG_E_LIMIT, false, NULL, "the tensor is too large to convert");
+    void *buf = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (buf == NULL)
+        return mg_cli_fail(MG_E_LIMIT, false, NULL, "out of memory for the converted tensor");
+    mg_error err;
+    int rc = mg_tensor_copy(t, buf, (size_t)t->nbytes, &err) != MG_OK ? mg_cli_report(&err, false)
+                                                                      : write_all(fd, buf, t->nbytes);
+    free(buf);
+    return rc;
+}
+
+/* -o FILE: written beside itself and renamed, so a failure leaves no partial file. */
+static int dump_to_file(const char *path, const mg_tensor *t)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return mg_cli_usage("-o: the path is too long");
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return mg_cli_fail(MG_E_IO, false, NULL, "cannot create %s: %s", path, strerror(errno));
+    int rc = write_tensor(fd, t);
+    if (rc == 0 && (fchmod(fd, 0644) != 0 || fsync(fd) != 0))
+        rc = mg_cli_fail(MG_E_IO, false, NULL, "cannot write %s: %s", path, strerror(errno));
+    if (close(fd) != 0 && rc == 0)
+        rc = mg_cli_fail(MG_E_IO, false, NULL, "cannot write %s: %s", path, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = mg_cli_fail(MG_E_IO, false, NULL, "cannot rename onto %s: %s", path, strerror(errno));
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
 int mg_cmd_dump(int argc, char **argv)
 {
     mg_cli_opts o;
-    int rc = mg_cli_parse_common(argc, argv, &o, 2, 2,
-                                 "modelgate dump [-p POLICY] [-q] SOURCE TENSOR");
-    if (rc != 0)
-        return rc;
+    memset(&o, 0, sizeof o);
+    const char *output = NULL;
+    static const struct option longopts[] = {
+        MG_CLI_COMMON_LONGOPTS, {"output", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":" MG_CLI_COMMON_SHORTOPTS "o:", longopts, NULL)) != -1) {
+        if (c == 'o')
+            output = optarg;
+        else if (!mg_cli_common_option(c, &o))
+            return mg_cli_bad_option(c, argv, "dump");
+    }
+    if (argc - optind != 2)
+        return mg_cli_usage("%s operand; %s", argc - optind < 2 ? "missing" : "extra",
+                            mg_cli_usage_text("dump"));
+    o.pos[0] = argv[optind];
+    o.pos[1] = argv[optind + 1];
+    o.npos = 2;
     if (o.json)
         return mg_cli_usage("dump writes raw bytes; --json is not available");
+    bool to_stdout = output == NULL || strcmp(output, "-") == 0;
+    /* Raw tensor bytes on a terminal are noise at best: ask for -o (as gzip and openssl do). */
+    if (output == NULL && isatty(STDOUT_FILENO))
+        return mg_cli_usage("dump writes binary data and standard output is a terminal; "
+                            "redirect it, or give -o FILE (or -o - to force it)");
     mg_policy *pol;
     mg_model *m;
+    int rc;
     if ((rc = mg_cli_open_model(&o, MG_CLI_LOAD, &pol, &m)) != 0)
         return rc;
-    mg_error err;
     const mg_tensor *t = mg_model_find_tensor(m, o.pos[1]);
     if (t == NULL) {
-        rc = mg_cli_usage("model '%s' has no tensor named '%.200s'", mg_model_name(m), o.pos[1]);
-    } else if ((t->flags & (MG_TENSOR_BIG_ENDIAN | MG_TENSOR_FORTRAN)) == 0) {
-        rc = write_all(t->data, t->nbytes);
-    } else if (t->nbytes > SIZE_MAX) {
-        rc = MG_E_LIMIT;
+        char hint[1024];
+        mg_cli_tensor_hint(m, o.pos[1], hint, sizeof hint);
+        rc = mg_cli_usage("model '%s' has no tensor named '%.200s'; %s", mg_model_name(m),
+                          o.pos[1], hint);
+    } else if (to_stdout) {
+        rc = write_tensor(STDOUT_FILENO, t);
     } else {
-        void *buf = malloc(t->nbytes ? (size_t)t->nbytes : 1);
-        if (buf == NULL) {
-            fprintf(stderr, "modelgate: limit: out of memory for the converted tensor\n");
-            rc = MG_E_LIMIT;
-        } else if (mg_tensor_copy(t, buf, (size_t)t->nbytes, &err) != MG_OK) {
-            rc = mg_cli_report(&err, false);
-        } else {
-            rc = write_all(buf, t->nbytes);
-        }
-        free(buf);
+        rc = dump_to_file(output, t);
     }
     mg_model_close(m);
     mg_policy_close(pol);

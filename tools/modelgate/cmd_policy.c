@@ -13,187 +13,159 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "digest.h"
+#include "policy.h"
+
+typedef struct check_ctx {
+    int count;
+    json_t *problems; /* --json: collected, else printed */
+} check_ctx;
 
 static void print_problem(const char *problem, void *ctx)
 {
-    int *count = ctx;
-    (*count)++;
-    printf("%s\n", mg_cli_esc(problem));
+    check_ctx *c = ctx;
+    c->count++;
+    if (c->problems != NULL)
+        json_array_append_new(c->problems, json_string(problem));
+    else
+        printf("%s\n", mg_cli_esc(problem));
 }
 
 static int policy_check(int argc, char **argv)
 {
     mg_cli_opts o;
-    int rc = mg_cli_parse_common(argc, argv, &o, 0, 0,
-                                 "modelgate policy check [-p POLICY] [--policy-key KEY]");
+    int rc = mg_cli_parse_common(argc, argv, &o, 0, 0, "policy check");
     if (rc != 0)
         return rc;
-    int count = 0;
+    check_ctx cc = {0, o.json ? json_array() : NULL};
     mg_error err;
-    mg_status s = mg_policy_check(o.policy, o.policy_key, print_problem, &count, &err);
+    mg_status s = mg_policy_check(o.policy, o.policy_key, o.quiet ? NULL : print_problem, &cc,
+                                  &err);
     if (s != MG_OK) {
-        fprintf(stderr, "modelgate: %s: %d problem%s in the policy\n", mg_status_kind(s), count,
-                count == 1 ? "" : "s");
-        return (int)s;
+        char hint[1024];
+        mg_cli_policy_hint(&o, &err, hint, sizeof hint);
+        if (o.json) {
+            json_t *doc = json_object();
+            json_object_set_new(doc, "ok", json_false());
+            json_object_set_new(doc, "problems", cc.problems);
+            json_object_set_new(doc, "error", mg_cli_error_json(&err, NULL, hint));
+            mg_cli_print_json(doc);
+            json_decref(doc);
+        }
+        if (cc.count > 1)
+            fprintf(stderr, "modelgate: %s: %d problems in the policy\n", mg_status_kind(s),
+                    cc.count);
+        return mg_cli_report_hint(&err, false, hint);
     }
+    json_decref(cc.problems);
     mg_policy *pol;
     if (mg_policy_open(o.policy, o.policy_key, &pol, &err) != MG_OK)
-        return mg_cli_report(&err, false);
-    printf("policy %s is valid\n", mg_cli_esc(mg_policy_path(pol)));
+        return mg_cli_report(&err, o.json);
+    if (o.json && !o.quiet) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "ok", json_true());
+        json_object_set_new(doc, "policy", json_string(mg_policy_path(pol)));
+        json_object_set_new(doc, "problems", json_array());
+        rc = mg_cli_print_json(doc);
+        json_decref(doc);
+    } else if (!o.quiet) {
+        printf("policy %s is valid\n", mg_cli_esc(mg_policy_path(pol)));
+    }
     mg_policy_close(pol);
-    return 0;
-}
-
-/* A model name from a file or folder name: the allowed characters only. */
-static void default_name(const char *path, char *out, size_t cap)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    size_t n = strlen(tmp);
-    while (n > 1 && tmp[n - 1] == '/')
-        tmp[--n] = '\0';
-    const char *base = strrchr(tmp, '/');
-    base = base ? base + 1 : tmp;
-    size_t j = 0;
-    for (size_t i = 0; base[i] != '\0' && j + 1 < cap && j < 128; i++) {
-        char c = base[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        out[j++] = ok ? c : '_';
-    }
-    out[j] = '\0';
-    char *dot = strrchr(out, '.');
-    if (dot != NULL && dot != out)
-        *dot = '\0';
-    if (out[0] == '\0')
-        snprintf(out, cap, "model");
-}
-
-static int pin_tree(const char *root, const char *rel, mg_digest_alg alg, json_t *files,
-                    int depth)
-{
-    char dir[2 * PATH_MAX + 2];
-    snprintf(dir, sizeof dir, "%s/%s", root, rel);
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fprintf(stderr, "modelgate: io: cannot read %s: %s\n", mg_cli_esc(dir), strerror(errno));
-        return MG_E_IO;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char sub[PATH_MAX], full[2 * PATH_MAX + 2];
-        int n1 = snprintf(sub, sizeof sub, "%s%s", rel, e->d_name);
-        int n2 = snprintf(full, sizeof full, "%s/%s", root, sub);
-        if (n1 < 0 || (size_t)n1 >= sizeof sub || n2 < 0 || (size_t)n2 >= sizeof full) {
-            fprintf(stderr, "modelgate: limit: path too long below %s\n", mg_cli_esc(root));
-            rc = MG_E_LIMIT;
-            break;
-        }
-        struct stat st;
-        if (lstat(full, &st) != 0) {
-            fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", mg_cli_esc(full), strerror(errno));
-            rc = MG_E_IO;
-        } else if (S_ISDIR(st.st_mode) && depth < 16) {
-            char next[PATH_MAX + 2];
-            snprintf(next, sizeof next, "%s/", sub);
-            rc = pin_tree(root, next, alg, files, depth + 1);
-        } else if (S_ISREG(st.st_mode)) {
-            char hex[129];
-            mg_error err;
-            if (mg_hash_file(full, alg, hex, &err) != MG_OK) {
-                rc = mg_cli_report(&err, false);
-            } else {
-                json_t *f = json_object();
-                json_object_set_new(f, alg == MG_SHA512 ? "sha512" : "sha256", json_string(hex));
-                json_object_set_new(f, "size", json_integer((json_int_t)st.st_size));
-                json_object_set_new(files, sub, f);
-            }
-        } else {
-            fprintf(stderr, "modelgate: integrity: %s is a symlink or special file; a model "
-                    "directory holds regular files only\n", mg_cli_esc(full));
-            rc = MG_E_INTEGRITY;
-        }
-    }
-    closedir(d);
     return rc;
+}
+
+/* policy list: the model names (for people, and for shell completion). */
+static int policy_list(int argc, char **argv)
+{
+    mg_cli_opts o;
+    int rc = mg_cli_parse_common(argc, argv, &o, 0, 0, "policy list");
+    if (rc != 0)
+        return rc;
+    mg_policy *pol;
+    if ((rc = mg_cli_open_policy(&o, &pol)) != 0)
+        return rc;
+    json_t *models = json_array();
+    for (size_t i = 0; i < pol->model_count; i++) {
+        const mg_policy_model *m = &pol->models[i];
+        const char *kind = m->kind == MG_MODEL_PINNED_FILE  ? "file"
+                           : m->kind == MG_MODEL_PINNED_DIR ? "files"
+                                                            : "manifest";
+        if (o.json)
+            json_array_append_new(models, json_pack("{s:s,s:s,s:s}", "name", m->name, "source",
+                                                     m->source, "kind", kind));
+        else if (!o.quiet)
+            printf("%s\t%s\t%s\n", m->name, kind, m->source);
+    }
+    if (o.json && !o.quiet) {
+        json_t *doc = json_pack("{s:b,s:s,s:O}", "ok", 1, "policy", mg_policy_path(pol), "models",
+                                models);
+        rc = mg_cli_print_json(doc);
+        json_decref(doc);
+    }
+    json_decref(models);
+    mg_policy_close(pol);
+    return rc == 0 && fflush(stdout) != 0 ? MG_E_IO : rc;
 }
 
 static int policy_pin(int argc, char **argv)
 {
-    const char *name = NULL, *target = NULL, *ca_file = NULL, *policy = NULL;
-    mg_digest_alg alg = MG_SHA256;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            name = argv[++i];
-        } else if ((strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "--policy") == 0) &&
-                   i + 1 < argc) {
-            policy = argv[++i]; /* for oci://: its ca_file and credentials */
-        } else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc) {
-            ca_file = argv[++i];
-        } else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) {
-            const char *a = argv[++i];
-            if (strcmp(a, "sha256") == 0)
-                alg = MG_SHA256;
-            else if (strcmp(a, "sha512") == 0)
-                alg = MG_SHA512;
-            else
+    mg_pin_request req;
+    memset(&req, 0, sizeof req);
+    req.alg = MG_SHA256;
+    const char *ignore[64];
+    const char *policy = NULL; /* for oci://: its ca_file and credentials */
+    enum { OPT_CA_FILE = MG_OPT_FIRST_FREE, OPT_IGNORE, OPT_SUMS };
+    static const struct option longopts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"policy", required_argument, NULL, 'p'},
+        {"algorithm", required_argument, NULL, 'a'},
+        {"ca-file", required_argument, NULL, OPT_CA_FILE},
+        {"ignore", required_argument, NULL, OPT_IGNORE},
+        {"sums", required_argument, NULL, OPT_SUMS},
+        {"json", no_argument, NULL, MG_OPT_JSON},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":n:a:p:q", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n': req.name = optarg; break;
+        case 'p': policy = optarg; break;
+        case OPT_CA_FILE: req.ca_file = optarg; break;
+        case OPT_SUMS: req.sums = optarg; break;
+        case OPT_IGNORE:
+            if (req.ignore_count >= sizeof ignore / sizeof ignore[0])
+                return mg_cli_usage("at most 64 --ignore patterns");
+            ignore[req.ignore_count++] = optarg;
+            break;
+        case 'q': req.quiet = true; break;
+        case MG_OPT_JSON: req.json = true; break;
+        case 'a':
+            if (!mg_digest_from_name(optarg, &req.alg))
                 return mg_cli_usage("-a takes sha256 or sha512");
-        } else if (argv[i][0] == '-' || target != NULL) {
-            return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] [--ca-file PEM] PATH|URL");
-        } else {
-            target = argv[i];
+            break;
+        default: return mg_cli_bad_option(c, argv, "policy pin");
         }
     }
-    if (target == NULL)
-        return mg_cli_usage("modelgate policy pin [-n NAME] [-a sha256|sha512] [--ca-file PEM] PATH|URL");
-    if (strncasecmp(target, "oci://", 6) == 0)
-        return mg_cli_pin_oci(name, target, ca_file, policy);
-    if (strstr(target, "://") != NULL)
-        return mg_cli_pin_url(name, alg, target, ca_file);
-    char abs[PATH_MAX];
-    if (realpath(target, abs) == NULL) {
-        fprintf(stderr, "modelgate: io: cannot resolve %s: %s\n", mg_cli_esc(target), strerror(errno));
-        return MG_E_IO;
+    if (argc - optind != 1)
+        return mg_cli_usage("%s; %s", optind == argc ? "missing operand PATH|URL" : "extra operand",
+                            mg_cli_usage_text("policy pin"));
+    req.target = argv[optind];
+    req.ignore = ignore;
+    if (strncasecmp(req.target, "oci://", 6) == 0) {
+        if (req.sums != NULL || req.ignore_count > 0)
+            return mg_cli_usage("--sums and --ignore are for local files and folders");
+        return mg_cli_pin_oci(req.name, req.target, req.ca_file, policy);
     }
-    struct stat st;
-    if (lstat(target, &st) != 0 || stat(abs, &st) != 0) {
-        fprintf(stderr, "modelgate: io: cannot stat %s: %s\n", mg_cli_esc(target), strerror(errno));
-        return MG_E_IO;
+    if (strstr(req.target, "://") != NULL) {
+        if (req.sums != NULL || req.ignore_count > 0)
+            return mg_cli_usage("--sums and --ignore are for local files and folders");
+        return mg_cli_pin_url(req.name, req.alg, req.target, req.ca_file, req.json, req.quiet);
     }
-    char defname[160];
-    default_name(abs, defname, sizeof defname);
-    json_t *entry = json_object();
-    json_object_set_new(entry, "name", json_string(name ? name : defname));
-    int rc = 0;
-    if (S_ISDIR(st.st_mode)) {
-        char src[PATH_MAX + 2];
-        snprintf(src, sizeof src, "%s/", strcmp(abs, "/") == 0 ? "" : abs);
-        json_object_set_new(entry, "source", json_string(src));
-        json_t *files = json_object();
-        rc = pin_tree(abs, "", alg, files, 0);
-        json_object_set_new(entry, "files", files);
-    } else {
-        char hex[129];
-        mg_error err;
-        json_object_set_new(entry, "source", json_string(abs));
-        if (mg_hash_file(abs, alg, hex, &err) != MG_OK) {
-            rc = mg_cli_report(&err, false);
-        } else {
-            json_object_set_new(entry, alg == MG_SHA512 ? "sha512" : "sha256", json_string(hex));
-            json_object_set_new(entry, "size", json_integer((json_int_t)st.st_size));
-        }
-    }
-    if (rc == 0) {
-        char *s = json_dumps(entry, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_SORT_KEYS * 0);
-        if (s != NULL)
-            puts(s);
-        free(s);
-    }
-    json_decref(entry);
-    return rc;
+    return mg_cli_pin_local(&req);
 }
 
 int mg_cmd_policy(int argc, char **argv)
@@ -202,5 +174,8 @@ int mg_cmd_policy(int argc, char **argv)
         return policy_check(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "pin") == 0)
         return policy_pin(argc - 1, argv + 1);
-    return mg_cli_usage("modelgate policy check|pin ...");
+    if (argc >= 2 && strcmp(argv[1], "list") == 0)
+        return policy_list(argc - 1, argv + 1);
+    return mg_cli_usage("%s", argc >= 2 ? "policy takes 'check', 'list' or 'pin'"
+                                         : "policy takes 'check', 'list' or 'pin' (modelgate help policy)");
 }

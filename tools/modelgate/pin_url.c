@@ -15,7 +15,8 @@
 #include "source.h"
 #include "util/hex.h"
 
-int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const char *ca_file)
+int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const char *ca_file,
+                   bool json, bool quiet)
 {
     char *canon = NULL;
     mg_source_info info;
@@ -35,7 +36,7 @@ int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const c
     if (mg_fetch_region(&cfg, canon, MG_MAX_MODEL_FILE_BYTES, false, alg, &r, digest, NULL,
                         &err) != MG_OK) {
         free(canon);
-        return mg_cli_report(&err, false);
+        return mg_cli_report(&err, json);
     }
     char hex[129];
     mg_hex_encode(digest, mg_digest_len(alg), hex);
@@ -58,12 +59,18 @@ int mg_cli_pin_url(const char *name, mg_digest_alg alg, const char *url, const c
     json_object_set_new(entry, "source", json_string(url));
     json_object_set_new(entry, mg_digest_name(alg), json_string(hex));
     json_object_set_new(entry, "size", json_integer((json_int_t)r.len));
-    char *s = json_dumps(entry, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s != NULL)
-        puts(s);
-    else
-        rc = MG_E_LIMIT;
-    free(s);
+    if (!quiet && json) {
+        json_t *doc = json_pack("{s:b,s:O,s:[]}", "ok", 1, "entry", entry, "notes");
+        rc = mg_cli_print_json(doc);
+        json_decref(doc);
+    } else if (!quiet) {
+        char *s = json_dumps(entry, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s != NULL)
+            puts(s);
+        else
+            rc = MG_E_LIMIT;
+        free(s);
+    }
     json_decref(entry);
     mg_region_free(&r);
     free(canon);
