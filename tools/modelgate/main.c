@@ -28,7 +28,8 @@ static const struct {
     {"keygen", "modelgate keygen [-t ed25519|ecdsa-p256|rsa-3072] [--json] [-q] -o PREFIX",
      "make a signing key pair: PREFIX.key and PREFIX.pub"},
     {"sign", "modelgate sign -k KEY [-n NAME] [-V VERSION] [--expires TIME] [-a sha256|sha512]\n"
-             "               [--add] [--json] [-q] DIR",
+             "               [--shard-size BYTES] [--add] [--json] [-q] DIR\n"
+             "       modelgate sign --format oms -k KEY [--shard-size BYTES] [--json] [-q] DIR",
      "write DIR/manifest.json and sign it (--add: co-sign it)"},
     {"verify", "modelgate verify " COMMON " SOURCE", "verify a model's files against the policy"},
     {"inspect", "modelgate inspect " COMMON " SOURCE",
@@ -42,8 +43,10 @@ static const struct {
     {"policy list", "modelgate policy list [-p POLICY] [--policy-key KEY] [--json] [-q]",
      "list the models a policy names (name, kind, source)"},
     {"policy pin", "modelgate policy pin [-n NAME] [-a sha256|sha512] [--ignore PATTERN]...\n"
-                   "       [--sums FILE] [--ca-file PEM] [--json] [-q] PATH|URL",
-     "print a policy entry pinning a file, folder, hub snapshot or URL"},
+                   "       [--sums FILE] [--ca-file PEM] [--json] [-q] PATH|URL\n"
+                   "       modelgate policy pin [-n NAME] [-p POLICY] [--ca-file PEM] "
+                   "oci://HOST/REPO:TAG",
+     "print a policy entry pinning a file, folder, hub snapshot, URL or OCI artifact"},
     {"help", "modelgate help [COMMAND]", "show the usage of a command"},
 };
 
