@@ -22,6 +22,7 @@
 #include "fetch.h"
 #include "manifest.h"
 #include "format/mxnet.h"
+#include "format/safetensors_index.h"
 #include "model.h"
 #include "policy.h"
 #include "util/fsutil.h"
@@ -540,7 +541,21 @@ static mg_status load_manifest(loader *L, mg_error *err)
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err);
+/* "PREFIX-<digits>.params" for the `prefix_len` bytes "PREFIX-" (mx.model.save_checkpoint
+ * writes "%s-%04d.params"). Only the epoch digits may follow, so a .params file belongs to
+ * one symbol file at most and reports cannot multiply as parameters x symbol files. */
+static bool checkpoint_params_of(const char *path, const char *prefix, size_t prefix_len)
+{
+    size_t fl = strlen(path);
+    if (fl < prefix_len + 8 || strncmp(path, prefix, prefix_len) != 0 ||
+        strcmp(path + fl - 7, ".params") != 0)
+        return false;
+    for (size_t i = prefix_len; i < fl - 7; i++) {
+        if (path[i] < '0' || path[i] > '9')
+            return false;
+    }
+    return true;
+}
 
 /*
  * An MXNet checkpoint PREFIX-symbol.json with PREFIX-NNNN.params beside it: which graph
@@ -560,10 +575,8 @@ static mg_status checkpoint_report(mg_model *m, mg_verified_file *sym, mg_error 
         size_t n = 0;
         for (size_t i = 0; i < m->file_count; i++) {
             mg_verified_file *f = &m->files[i];
-            size_t fl = strlen(f->path);
             if ((f->format != &mg_format_mxnet_params && f->format != &mg_format_npz) ||
-                fl < prefix_len + 7 || strncmp(f->path, sym->path, prefix_len) != 0 ||
-                strcmp(f->path + fl - 7, ".params") != 0)
+                !checkpoint_params_of(f->path, sym->path, prefix_len))
                 continue;
             for (size_t j = 0; j < f->parsed.count; j++) {
                 if (pass == 1)
@@ -627,95 +640,12 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
     }
     for (size_t i = 0; i < m->file_count; i++) {
         if (m->files[i].format == &mg_format_safetensors_index) {
-            mg_status s = check_sharded_index(m, &m->files[i], err);
+            mg_status s = mg_safetensors_index_check(m->files, m->file_count, &m->files[i], err);
             if (s != MG_OK)
                 return s;
         }
     }
     return mg_model_build_tensors(m, err);
-}
-
-static mg_verified_file *find_file(mg_model *m, const char *base_dir, const char *name)
-{
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s%s", base_dir, name);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return NULL;
-    for (size_t i = 0; i < m->file_count; i++) {
-        if (strcmp(m->files[i].path, path) == 0)
-            return &m->files[i];
-    }
-    return NULL;
-}
-
-/*
- * A sharded safetensors set: every shard the index names is a safetensors file of the model,
- * every tensor of the weight map is in the shard the index says, every tensor of those
- * shards is in the weight map, and no tensor name appears in two shards.
- */
-static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err)
-{
-    json_t *map = json_object_get(index->parsed.metadata, "weight_map");
-    char base[4096] = "";
-    const char *slash = strrchr(index->path, '/');
-    if (slash != NULL) {
-        size_t n = (size_t)(slash - index->path) + 1;
-        if (n >= sizeof base)
-            return mg_fail(err, MG_E_LIMIT, "path too long");
-        memcpy(base, index->path, n);
-        base[n] = '\0';
-    }
-    mg_error_set_file(err, index->path);
-    size_t listed = 0;
-    const char *tensor;
-    json_t *shard;
-    json_object_foreach(map, tensor, shard) {
-        mg_verified_file *f = find_file(m, base, json_string_value(shard));
-        if (f == NULL)
-            return mg_fail(err, MG_E_FORMAT, "index names shard '%.200s', which is not in the "
-                           "model", json_string_value(shard));
-        if (f->format != &mg_format_safetensors)
-            return mg_fail(err, MG_E_FORMAT, "index names shard '%.200s', which is not a "
-                           "safetensors file", json_string_value(shard));
-        bool found = false;
-        for (size_t i = 0; i < f->parsed.count && !found; i++)
-            found = strcmp(f->parsed.tensors[i].name, tensor) == 0;
-        if (!found)
-            return mg_fail(err, MG_E_FORMAT, "tensor '%.200s' is not in shard '%.200s' as the "
-                           "index says", tensor, json_string_value(shard));
-        listed++;
-    }
-    /* Every tensor of every shard named by the index must be listed exactly once: count
-     * them (names are unique within a shard, so equal counts mean no extras or doubles). */
-    size_t in_shards = 0;
-    for (size_t i = 0; i < m->file_count; i++) {
-        mg_verified_file *f = &m->files[i];
-        if (f->format != &mg_format_safetensors || strncmp(f->path, base, strlen(base)) != 0)
-            continue;
-        bool named = false;
-        json_object_foreach(map, tensor, shard) {
-            if (find_file(m, base, json_string_value(shard)) == f) {
-                named = true;
-                break;
-            }
-        }
-        if (!named)
-            return mg_fail(err, MG_E_FORMAT, "safetensors file '%.200s' is not in the index",
-                           f->path);
-        for (size_t j = 0; j < f->parsed.count; j++) {
-            json_t *where = json_object_get(map, f->parsed.tensors[j].name);
-            if (where == NULL || find_file(m, base, json_string_value(where)) != f)
-                return mg_fail(err, MG_E_FORMAT, "tensor '%.200s' of '%.200s' is not listed "
-                               "for that shard in the index (duplicate across shards?)",
-                               f->parsed.tensors[j].name, f->path);
-        }
-        in_shards += f->parsed.count;
-    }
-    if (in_shards != listed)
-        return mg_fail(err, MG_E_FORMAT, "index lists %zu tensors, the shards hold %zu", listed,
-                       in_shards);
-    err->file[0] = '\0';
-    return MG_OK;
 }
 
 static mg_status detect_all(mg_model *m)

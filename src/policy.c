@@ -585,7 +585,7 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
 {
     mg_error jerr;
     mg_error_clear(&jerr);
-    json_t *root = mg_json_parse(data, len, "policy", MG_E_POLICY, &jerr);
+    json_t *root = mg_json_parse(data, len, "policy", MG_E_POLICY, &mg_json_caps_policy, &jerr);
     if (root == NULL) {
         problem(pr, "$", "%s", jerr.message);
         return;

@@ -2,9 +2,58 @@
 
 #include <string.h>
 
-json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_status status,
-                      mg_error *err)
+/* Sized to what real files need, with room (README "Limits"): a policy or manifest of
+ * 100,000 pinned files is about 700,000 values; a safetensors header about 12 values per
+ * tensor; an index 1 value per weight_map entry (the largest published, ~100k entries); MXNet
+ * symbols as before. No real file of any of these nests deeper than 6. */
+const mg_json_caps mg_json_caps_policy = {1000000u, 16u};
+const mg_json_caps mg_json_caps_manifest = {1000000u, 16u};
+const mg_json_caps mg_json_caps_st_header = {8000000u, 16u};
+const mg_json_caps mg_json_caps_st_index = {4000000u, 16u};
+const mg_json_caps mg_json_caps_mxnet_symbol = {1000000u, 32u};
+const mg_json_caps mg_json_caps_metadata = {8000000u, 64u};
+
+mg_status mg_json_prescan(const uint8_t *data, size_t len, const mg_json_caps *caps,
+                          const char *what, size_t *values, mg_error *err)
 {
+    size_t n = 1;
+    unsigned depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = data[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            n++;
+            if (++depth > caps->depth)
+                return mg_fail(err, MG_E_LIMIT, "%s: JSON nested deeper than %u levels", what,
+                               caps->depth);
+        } else if (c == ']' || c == '}') {
+            if (depth > 0)
+                depth--;
+        } else if (c == ',') {
+            n++;
+        } else {
+            continue;
+        }
+        if (n > caps->values)
+            return mg_fail(err, MG_E_LIMIT, "%s: more than %zu JSON values", what, caps->values);
+    }
+    if (values != NULL)
+        *values = n;
+    return MG_OK;
+}
+
+json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_status status,
+                      const mg_json_caps *caps, mg_error *err)
+{
+    if (mg_json_prescan(data, len, caps, what, NULL, err) != MG_OK)
+        return NULL;
     if (memchr(data, '\0', len) != NULL) {
         mg_fail_fmt(err, status, "%s: a NUL byte is not allowed in JSON", what);
         return NULL;
