@@ -605,8 +605,11 @@ static mg_status checkpoint_report(mg_model *m, mg_verified_file *sym, mg_error 
     return MG_OK;
 }
 
-static mg_status parse_all(mg_model *m, bool single, mg_error *err)
+/* Everything the parsers make in one load (tensor tables, names, inflated members, JSON
+ * trees, metadata text, the model's tensor views) is charged to one budget. */
+static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_error *err)
 {
+    mg_budget budget = {parser_memory, 0};
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
         f->format = mg_format_detect(f->region.data, f->region.len, f->path);
@@ -617,7 +620,9 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
             }
             continue;
         }
+        f->parsed.budget = &budget;
         mg_status s = f->format->parse(f->region.data, f->region.len, &f->parsed, err);
+        f->parsed.budget = NULL;
         if (s != MG_OK) {
             mg_error_set_file(err, f->path);
             return s;
@@ -636,6 +641,11 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
             f->metadata_json = json_dumps(f->parsed.metadata, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (f->metadata_json == NULL)
                 return mg_fail(err, MG_E_LIMIT, "out of memory");
+            mg_status s = mg_budget_charge(&budget, strlen(f->metadata_json), "metadata", err);
+            if (s != MG_OK) {
+                mg_error_set_file(err, f->path);
+                return s;
+            }
         }
     }
     for (size_t i = 0; i < m->file_count; i++) {
@@ -645,7 +655,12 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
                 return s;
         }
     }
-    return mg_model_build_tensors(m, err);
+    size_t total = 0;
+    for (size_t i = 0; i < m->file_count; i++)
+        total += m->files[i].parsed.count; /* each <= MG_MAX_TENSORS, files <= MG_MAX_FILES */
+    mg_status s = mg_budget_charge(&budget, (uint64_t)total * sizeof *m->tensors, "the tensor views",
+                                   err);
+    return s != MG_OK ? s : mg_model_build_tensors(m, err);
 }
 
 static mg_status detect_all(mg_model *m)
@@ -765,7 +780,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
-        s = mode == MODE_LOAD ? parse_all(m, entry->kind == MG_MODEL_PINNED_FILE, err)
+        s = mode == MODE_LOAD ? parse_all(m, entry->kind == MG_MODEL_PINNED_FILE, pol->parser_memory, err)
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);

@@ -514,6 +514,18 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         snprintf(sub, sizeof sub, "%.300s.manifest", path);
         parse_manifest_entry(pr, sub, pol, manifest, m);
     }
+    /* A remote file is capped at its pinned size as bytes arrive: without one a server could
+     * push up to the 1 TiB cap of a file before the digest fails. */
+    for (size_t i = 0; m->remote && i < m->file_count; i++) {
+        if (!m->files[i].has_size && m->files[i].path != NULL) {
+            if (m->kind == MG_MODEL_PINNED_FILE)
+                snprintf(sub, sizeof sub, "%.300s.size", path);
+            else
+                snprintf(sub, sizeof sub, "%.300s.files[\"%.200s\"].size", path,
+                         m->files[i].path);
+            problem(pr, sub, "missing: a remote (https) file needs its size pinned");
+        }
+    }
     if (!pinned && json_object_get(v, "size") != NULL) {
         snprintf(sub, sizeof sub, "%.300s.size", path);
         problem(pr, sub, "only a single pinned file has a size here");
@@ -581,6 +593,23 @@ void mg_policy_close(mg_policy *pol)
     free(pol);
 }
 
+/* "limits": {"parser_memory": BYTES}: the per-load budget of memory the parsers make. */
+static void parse_limits(problems *pr, mg_policy *pol, json_t *v)
+{
+    pol->parser_memory = MG_DEFAULT_PARSER_MEMORY;
+    if (v == NULL)
+        return;
+    if (!json_is_object(v)) {
+        problem(pr, "$.limits", "must be an object");
+        return;
+    }
+    static const char *const allowed[] = {"parser_memory", NULL};
+    check_keys_only(pr, "$.limits", v, allowed);
+    json_t *pm = json_object_get(v, "parser_memory");
+    if (pm != NULL && (!mg_json_u64(pm, &pol->parser_memory) || pol->parser_memory == 0))
+        problem(pr, "$.limits.parser_memory", "must be a number of bytes >= 1");
+}
+
 static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size_t len)
 {
     mg_error jerr;
@@ -596,8 +625,9 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
         return;
     }
     static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
-                                          "cache_dir", "ca_file", "models", NULL};
+                                          "cache_dir", "ca_file", "models", "limits", NULL};
     check_keys_only(pr, "$", root, allowed);
+    parse_limits(pr, pol, json_object_get(root, "limits"));
     json_t *ver = json_object_get(root, "modelgate_policy");
     if (ver == NULL)
         problem(pr, "$.modelgate_policy", "missing");

@@ -61,6 +61,7 @@ struct mg_policy {
     char *state_dir;
     char *cache_dir;
     char *ca_file;
+    uint64_t parser_memory; /* limits.parser_memory: bytes parsers may make per load */
 };
 
 /* The entry `source` names (a model name, or an exact source after normalisation), or NULL

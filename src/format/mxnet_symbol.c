@@ -453,7 +453,7 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
     if (len > MG_MAX_JSON_ASSET_BYTES)
         return mg_fail(err, MG_E_LIMIT, "mxnet-symbol: file of %zu bytes exceeds the cap of %u",
                        len, MG_MAX_JSON_ASSET_BYTES);
-    json_t *root = mg_json_parse(data, len, "mxnet-symbol", MG_E_FORMAT,
+    json_t *root = mg_parse_json(out, data, len, "mxnet-symbol",
                                  &mg_json_caps_mxnet_symbol, err);
     if (root == NULL)
         return err != NULL ? err->status : MG_E_FORMAT;

@@ -40,7 +40,7 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
     if (len > MG_MAX_JSON_ASSET_BYTES)
         return mg_fail(err, MG_E_LIMIT, "safetensors index larger than %u bytes",
                        MG_MAX_JSON_ASSET_BYTES);
-    json_t *root = mg_json_parse(data, len, "safetensors index", MG_E_FORMAT,
+    json_t *root = mg_parse_json(out, data, len, "safetensors index",
                                  &mg_json_caps_st_index, err);
     if (root == NULL)
         return err->status;

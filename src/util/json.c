@@ -54,6 +54,12 @@ json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_stat
 {
     if (mg_json_prescan(data, len, caps, what, NULL, err) != MG_OK)
         return NULL;
+    return mg_json_load_prescanned(data, len, what, status, err);
+}
+
+json_t *mg_json_load_prescanned(const uint8_t *data, size_t len, const char *what,
+                                mg_status status, mg_error *err)
+{
     if (memchr(data, '\0', len) != NULL) {
         mg_fail_fmt(err, status, "%s: a NUL byte is not allowed in JSON", what);
         return NULL;

@@ -49,6 +49,10 @@ MG_NODISCARD mg_status mg_json_prescan(const uint8_t *data, size_t len, const mg
 json_t *mg_json_parse(const uint8_t *data, size_t len, const char *what, mg_status status,
                       const mg_json_caps *caps, mg_error *err);
 
+/* mg_json_parse() without the pre-scan: only for bytes mg_json_prescan() already passed. */
+json_t *mg_json_load_prescanned(const uint8_t *data, size_t len, const char *what,
+                                mg_status status, mg_error *err);
+
 /* A JSON integer that is >= 0, as u64; false for any other type or a negative value. */
 bool mg_json_u64(const json_t *v, uint64_t *out);
 
