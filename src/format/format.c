@@ -62,11 +62,9 @@ mg_status mg_budget_charge(mg_budget *budget, uint64_t bytes, const char *what, 
 json_t *mg_parse_json(mg_parse_result *res, const uint8_t *data, size_t len, const char *what,
                       const mg_json_caps *caps, mg_error *err)
 {
-    size_t values = 0;
-    if (mg_json_prescan(data, len, caps, what, &values, err) != MG_OK)
-        return NULL;
-    /* values <= len + 1 and MG_JSON_VALUE_COST is small: no overflow in 64 bits. */
-    if (mg_budget_charge(res->budget, (uint64_t)values * MG_JSON_VALUE_COST, what, err) != MG_OK)
+    uint64_t cost = 0;
+    if (mg_json_prescan(data, len, caps, what, &cost, err) != MG_OK ||
+        mg_budget_charge(res->budget, cost, what, err) != MG_OK)
         return NULL;
     return mg_json_load_prescanned(data, len, what, MG_E_FORMAT, err);
 }

@@ -28,17 +28,15 @@ extern const mg_json_caps mg_json_caps_st_index;      /* 4,000,000 values, depth
 extern const mg_json_caps mg_json_caps_mxnet_symbol;  /* 1,000,000 values, depth 32 */
 extern const mg_json_caps mg_json_caps_metadata;      /* 8,000,000 values, depth 64 */
 
-/* What a value costs in memory once jansson holds it (an estimate, for budgets). */
-#define MG_JSON_VALUE_COST 64u
-
 /*
  * Count the values of `len` bytes (an upper bound: containers + commas + 1, outside strings)
  * and their deepest nesting, and fail with MG_E_LIMIT naming `what` when either exceeds
- * `caps`. Malformed JSON is not judged here (the parser does). `*values` (optional) receives
- * the count. `data` may be NULL when `len` is 0.
+ * `caps`. Malformed JSON is not judged here (the parser does). `*cost` (optional) receives
+ * an upper estimate of the bytes jansson will allocate for the tree, for budgets.
+ * `data` may be NULL when `len` is 0.
  */
 MG_NODISCARD mg_status mg_json_prescan(const uint8_t *data, size_t len, const mg_json_caps *caps,
-                                       const char *what, size_t *values, mg_error *err);
+                                       const char *what, uint64_t *cost, mg_error *err);
 
 /*
  * Parse `len` bytes as one JSON value, after mg_json_prescan() with `caps` (MG_E_LIMIT when
