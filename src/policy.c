@@ -434,7 +434,13 @@ static void parse_files(problems *pr, const char *path, json_t *v, mg_policy_mod
 
 static void model_free(mg_policy_model *m);
 
-static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
+/* Names and sources of the models so far (hash sets: duplicates found in linear time). */
+typedef struct seen_sets {
+    json_t *names;   /* name -> true */
+    json_t *sources; /* source without a trailing '/' -> index in $.models */
+} seen_sets;
+
+static void parse_model(problems *pr, mg_policy *pol, seen_sets *seen, size_t index, json_t *v)
 {
     char path[64], sub[1024];
     snprintf(path, sizeof path, "$.models[%zu]", index);
@@ -454,13 +460,12 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     if (!json_is_string(name) || !valid_name(json_string_value(name))) {
         problem(pr, sub, "must be a string matching [A-Za-z0-9._-]{1,128}");
         ok = false;
-    } else {
-        for (size_t i = 0; i < pol->model_count; i++) {
-            if (strcmp(pol->models[i].name, json_string_value(name)) == 0) {
-                problem(pr, sub, "duplicate model name '%s'", json_string_value(name));
-                ok = false;
-            }
-        }
+    } else if (json_object_get(seen->names, json_string_value(name)) != NULL) {
+        problem(pr, sub, "duplicate model name '%s'", json_string_value(name));
+        ok = false;
+    } else if (json_object_set_new(seen->names, json_string_value(name), json_true()) != 0) {
+        problem(pr, sub, "out of memory");
+        ok = false;
     }
     json_t *source = json_object_get(v, "source");
     snprintf(sub, sizeof sub, "%.300s.source", path);
@@ -472,11 +477,19 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         if (m->source == NULL) {
             ok = false;
         } else {
-            for (size_t i = 0; i < pol->model_count; i++) {
-                if (pol->models[i].source != NULL && mg_source_equal(pol->models[i].source, m->source)) {
-                    problem(pr, sub, "duplicate source (also $.models[%zu])", i);
-                    ok = false;
-                }
+            /* Equal as mg_source_equal() sees them: one trailing '/' does not count. */
+            size_t sl = strlen(m->source);
+            if (sl > 1 && m->source[sl - 1] == '/')
+                sl--;
+            json_t *other = json_object_getn(seen->sources, m->source, sl);
+            if (other != NULL) {
+                problem(pr, sub, "duplicate source (also $.models[%lld])",
+                        (long long)json_integer_value(other));
+                ok = false;
+            } else if (json_object_setn_new_nocheck(seen->sources, m->source, sl,
+                                                    json_integer((json_int_t)index)) != 0) {
+                problem(pr, sub, "out of memory");
+                ok = false;
             }
         }
     }
@@ -664,7 +677,13 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
         } else {
             size_t i;
             json_t *m;
-            json_array_foreach(models, i, m) parse_model(pr, pol, i, m);
+            seen_sets seen = {json_object(), json_object()};
+            if (seen.names == NULL || seen.sources == NULL)
+                problem(pr, "$.models", "out of memory");
+            else
+                json_array_foreach(models, i, m) parse_model(pr, pol, &seen, i, m);
+            json_decref(seen.names);
+            json_decref(seen.sources);
         }
     }
     json_decref(root);
