@@ -21,7 +21,7 @@
 #include "cache.h"
 #include "fetch.h"
 #include "manifest.h"
-#include "format/mxnet.h"
+#include "format/mxnet_checkpoint.h"
 #include "format/safetensors_index.h"
 #include "model.h"
 #include "policy.h"
@@ -541,125 +541,8 @@ static mg_status load_manifest(loader *L, mg_error *err)
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-/* The symbol file of a checkpoint's parameters: "PREFIX-<digits>.params" (the names
- * mx.model.save_checkpoint writes) belongs to "PREFIX-symbol.json" and to no other, so reports
- * cannot multiply as parameters x symbol files. A malloc'd path, or NULL when `path` is not
- * of that form (or out of memory). */
-static char *checkpoint_symbol_of(const char *path)
-{
-    static const char sym[] = "symbol.json";
-    size_t fl = strlen(path);
-    if (fl < 9 || strcmp(path + fl - 7, ".params") != 0)
-        return NULL;
-    size_t i = fl - 7;
-    while (i > 0 && path[i - 1] >= '0' && path[i - 1] <= '9')
-        i--;
-    if (i == fl - 7 || i == 0 || path[i - 1] != '-')
-        return NULL;
-    char *out = malloc(i + sizeof sym);
-    if (out != NULL) {
-        memcpy(out, path, i);
-        memcpy(out + i, sym, sizeof sym);
-    }
-    return out;
-}
-
-typedef struct path_ref {
-    const char *path;
-    size_t file;
-} path_ref;
-
-static int cmp_path_ref(const void *a, const void *b)
-{
-    return strcmp(((const path_ref *)a)->path, ((const path_ref *)b)->path);
-}
-
-typedef struct ckpt_pair {
-    size_t sym, params; /* file indexes */
-} ckpt_pair;
-
-static int cmp_ckpt_pair(const void *a, const void *b)
-{
-    const ckpt_pair *x = a, *y = b;
-    if (x->sym != y->sym)
-        return x->sym < y->sym ? -1 : 1;
-    return (x->params > y->params) - (x->params < y->params);
-}
-
-/* One symbol file's report over the .params files `pairs[0..n)` (same `sym`). */
-static mg_status checkpoint_report(mg_model *m, const ckpt_pair *pairs, size_t n, mg_error *err)
-{
-    mg_verified_file *sym = &m->files[pairs[0].sym];
-    size_t count = 0;
-    for (size_t k = 0; k < n; k++)
-        count += m->files[pairs[k].params].parsed.count; /* <= files x MG_MAX_TENSORS */
-    if (count == 0)
-        return MG_OK;
-    const char **names = mg_calloc(count, sizeof *names);
-    if (names == NULL)
-        return mg_fail(err, MG_E_LIMIT, "out of memory");
-    size_t c = 0;
-    for (size_t k = 0; k < n; k++) {
-        const mg_parse_result *r = &m->files[pairs[k].params].parsed;
-        for (size_t j = 0; j < r->count; j++)
-            names[c++] = r->tensors[j].name;
-    }
-    json_t *report = NULL;
-    mg_status s = mg_mxnet_checkpoint_report(sym->parsed.metadata, names, count, &report, err);
-    free(names);
-    if (s != MG_OK) {
-        mg_error_set_file(err, sym->path);
-        return s;
-    }
-    if (json_object_set_new(sym->parsed.metadata, "checkpoint", report) != 0)
-        return mg_fail(err, MG_E_LIMIT, "out of memory");
-    return MG_OK;
-}
-
-/*
- * MXNet checkpoints: each PREFIX-symbol.json with PREFIX-NNNN.params beside it gets a report
- * of which graph variables no parameter binds to, and which parameters the graph does not
- * use, in its metadata as "checkpoint". O(n log n) in files.
- */
-static mg_status checkpoint_reports(mg_model *m, mg_error *err)
-{
-    size_t n = m->file_count;
-    path_ref *order = mg_calloc(n ? n : 1, sizeof *order);
-    ckpt_pair *pairs = mg_calloc(n ? n : 1, sizeof *pairs);
-    mg_status s = MG_OK;
-    if (order == NULL || pairs == NULL) {
-        s = mg_fail(err, MG_E_LIMIT, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = (path_ref){m->files[i].path, i};
-    qsort(order, n, sizeof *order, cmp_path_ref);
-    size_t np = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mg_verified_file *f = &m->files[i];
-        if (f->format != &mg_format_mxnet_params && f->format != &mg_format_npz)
-            continue;
-        char *want = checkpoint_symbol_of(f->path);
-        if (want == NULL)
-            continue;
-        path_ref key = {want, 0};
-        const path_ref *hit = bsearch(&key, order, n, sizeof *order, cmp_path_ref);
-        free(want);
-        if (hit != NULL && m->files[hit->file].format == &mg_format_mxnet_symbol)
-            pairs[np++] = (ckpt_pair){hit->file, i};
-    }
-    qsort(pairs, np, sizeof *pairs, cmp_ckpt_pair);
-    for (size_t a = 0, b; a < np && s == MG_OK; a = b) {
-        for (b = a + 1; b < np && pairs[b].sym == pairs[a].sym; b++)
-            ;
-        s = checkpoint_report(m, pairs + a, b - a, err);
-    }
-out:
-    free(order);
-    free(pairs);
-    return s;
-}
-
+/* Everything the parsers make in one load (tensor tables, names, inflated members, JSON
+ * trees, metadata text, the model's tensor views) is charged to one budget. */
 static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_error *err)
 {
     mg_budget budget = {parser_memory, 0};
@@ -681,7 +564,7 @@ static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_
             return s;
         }
     }
-    mg_status cs = checkpoint_reports(m, err);
+    mg_status cs = mg_mxnet_checkpoint_reports(m->files, m->file_count, err);
     if (cs != MG_OK)
         return cs;
     for (size_t i = 0; i < m->file_count; i++) {
