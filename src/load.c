@@ -590,8 +590,8 @@ static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_
     size_t total = 0;
     for (size_t i = 0; i < m->file_count; i++)
         total += m->files[i].parsed.count; /* each <= MG_MAX_TENSORS, files <= MG_MAX_FILES */
-    mg_status s = mg_budget_charge(&budget, (uint64_t)total * sizeof *m->tensors, "the tensor views",
-                                   err);
+    mg_status s = mg_budget_charge(&budget, (uint64_t)total * sizeof *m->tensors,
+                                   "the tensor views", err);
     return s != MG_OK ? s : mg_model_build_tensors(m, err);
 }
 
@@ -712,7 +712,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
-        s = mode == MODE_LOAD ? parse_all(m, entry->kind == MG_MODEL_PINNED_FILE, pol->parser_memory, err)
+        s = mode == MODE_LOAD ? parse_all(m, entry->kind == MG_MODEL_PINNED_FILE,
+                                          pol->parser_memory, err)
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);

@@ -529,7 +529,7 @@ static void parse_model(problems *pr, mg_policy *pol, seen_sets *seen, size_t in
     }
     /* A remote file is capped at its pinned size as bytes arrive: without one a server could
      * push up to the 1 TiB cap of a file before the digest fails. */
-    for (size_t i = 0; m->remote && i < m->file_count; i++) {
+    for (size_t i = 0; m->remote && m->files != NULL && i < m->file_count; i++) {
         if (!m->files[i].has_size && m->files[i].path != NULL) {
             if (m->kind == MG_MODEL_PINNED_FILE)
                 snprintf(sub, sizeof sub, "%.300s.size", path);
