@@ -443,7 +443,8 @@ static mg_status get_token(const mg_fetch_config *cfg, const char *challenge, ch
         return mg_fail(err, s == MG_E_INTEGRITY ? MG_E_LIMIT : s, "registry token request: %s",
                        why);
     }
-    json_t *j = r.len > 0 ? mg_json_parse(r.data, r.len, "token answer", MG_E_IO, err) : NULL;
+    json_t *j = r.len > 0 ? mg_json_parse(r.data, r.len, "token answer", MG_E_IO,
+                                          &mg_json_caps_policy, err) : NULL;
     if (r.data != NULL)
         explicit_bzero(r.data, r.len);
     mg_region_free(&r);

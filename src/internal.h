@@ -21,6 +21,7 @@
 #define MG_MAX_SIGNATURE_BYTES (64u << 10)  /* one signature file (SPEC §3) */
 #define MG_MAX_JSON_ASSET_BYTES (64u << 20) /* a JSON file parsed as a format (index, symbol) */
 #define MG_MAX_MODEL_FILE_BYTES (UINT64_C(1) << 40) /* one file of a model: 1 TiB */
+#define MG_DEFAULT_PARSER_MEMORY (UINT64_C(1) << 30) /* policy limits.parser_memory: 1 GiB */
 
 /* Fill `err` (may be NULL) with `status` and a formatted one-line message; returns status. */
 mg_status mg_fail_fmt(mg_error *err, mg_status status, const char *fmt, ...)

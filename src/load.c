@@ -22,7 +22,8 @@
 #include "fetch.h"
 #include "hub.h"
 #include "manifest.h"
-#include "format/mxnet.h"
+#include "format/mxnet_checkpoint.h"
+#include "format/safetensors_index.h"
 #include "model.h"
 #include "oci.h"
 #include "oms.h"
@@ -837,60 +838,11 @@ static mg_status load_oms(loader *L, mg_error *err)
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err);
-
-/*
- * An MXNet checkpoint PREFIX-symbol.json with PREFIX-NNNN.params beside it: which graph
- * variables no parameter binds to, and which parameters the graph does not use. The report
- * goes into the symbol file's metadata as "checkpoint".
- */
-static mg_status checkpoint_report(mg_model *m, mg_verified_file *sym, mg_error *err)
+/* Everything the parsers make in one load (tensor tables, names, inflated members, JSON
+ * trees, metadata text, the model's tensor views) is charged to one budget. */
+static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_error *err)
 {
-    static const char suffix[] = "-symbol.json";
-    size_t plen = strlen(sym->path), slen = sizeof suffix - 1;
-    if (plen < slen || strcmp(sym->path + plen - slen, suffix) != 0)
-        return MG_OK;
-    size_t prefix_len = plen - slen + 1; /* "PREFIX-" */
-    size_t count = 0;
-    const char **names = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t n = 0;
-        for (size_t i = 0; i < m->file_count; i++) {
-            mg_verified_file *f = &m->files[i];
-            size_t fl = strlen(f->path);
-            if ((f->format != &mg_format_mxnet_params && f->format != &mg_format_npz) ||
-                fl < prefix_len + 7 || strncmp(f->path, sym->path, prefix_len) != 0 ||
-                strcmp(f->path + fl - 7, ".params") != 0)
-                continue;
-            for (size_t j = 0; j < f->parsed.count; j++) {
-                if (pass == 1)
-                    names[n] = f->parsed.tensors[j].name;
-                n++;
-            }
-        }
-        if (pass == 0) {
-            count = n;
-            if (count == 0)
-                return MG_OK;
-            names = mg_calloc(count, sizeof *names);
-            if (names == NULL)
-                return mg_fail(err, MG_E_LIMIT, "out of memory");
-        }
-    }
-    json_t *report = NULL;
-    mg_status s = mg_mxnet_checkpoint_report(sym->parsed.metadata, names, count, &report, err);
-    free(names);
-    if (s != MG_OK) {
-        mg_error_set_file(err, sym->path);
-        return s;
-    }
-    if (json_object_set_new(sym->parsed.metadata, "checkpoint", report) != 0)
-        return mg_fail(err, MG_E_LIMIT, "out of memory");
-    return MG_OK;
-}
-
-static mg_status parse_all(mg_model *m, bool single, mg_error *err)
-{
+    mg_budget budget = {parser_memory, 0};
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
         /* An empty file has no region memory: detection and the parsers (sandbox.c) get a
@@ -902,149 +854,54 @@ static mg_status parse_all(mg_model *m, bool single, mg_error *err)
             return mg_fail(err, MG_E_FORMAT, "not a known model format");
         }
     }
-    /* The parsers run in the confined child unless the policy says "sandbox": "off". */
+    /* The parsers run in the confined child unless the policy says "sandbox": "off". Each
+     * charges the load's budget: one child parses every file of the load, against its copy. */
+    for (size_t i = 0; i < m->file_count; i++)
+        m->files[i].parsed.budget = &budget;
     mg_status ps = mg_sandbox_parse_files(m->files, m->file_count, m->parse_confined == 1, NULL,
                                           err);
+    for (size_t i = 0; i < m->file_count; i++)
+        m->files[i].parsed.budget = NULL;
     if (ps != MG_OK)
         return ps;
-    for (size_t i = 0; i < m->file_count; i++) {
-        if (m->files[i].format == &mg_format_mxnet_symbol) {
-            mg_status s = checkpoint_report(m, &m->files[i], err);
-            if (s != MG_OK)
-                return s;
-        }
-    }
+    mg_status cs = mg_mxnet_checkpoint_reports(m->files, m->file_count, err);
+    if (cs != MG_OK)
+        return cs;
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
         if (f->parsed.metadata != NULL) {
             f->metadata_json = json_dumps(f->parsed.metadata, JSON_COMPACT | JSON_PRESERVE_ORDER);
             if (f->metadata_json == NULL)
                 return mg_fail(err, MG_E_LIMIT, "out of memory");
+            mg_status s = mg_budget_charge(&budget, strlen(f->metadata_json), "metadata", err);
+            if (s != MG_OK) {
+                mg_error_set_file(err, f->path);
+                return s;
+            }
         }
     }
     for (size_t i = 0; i < m->file_count; i++) {
         if (m->files[i].format == &mg_format_safetensors_index) {
-            mg_status s = check_sharded_index(m, &m->files[i], err);
+            mg_status s = mg_safetensors_index_check(m->files, m->file_count, &m->files[i], err);
             if (s != MG_OK)
                 return s;
         }
     }
-    return mg_model_build_tensors(m, err);
-}
-
-static mg_verified_file *find_file(mg_model *m, const char *base_dir, const char *name)
-{
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s%s", base_dir, name);
-    if (n < 0 || (size_t)n >= sizeof path)
-        return NULL;
-    for (size_t i = 0; i < m->file_count; i++) {
-        if (strcmp(m->files[i].path, path) == 0)
-            return &m->files[i];
-    }
-    return NULL;
-}
-
-/* True when `name` is "STEM-NNNNN-of-NNNNN.safetensors" with STEM the index's name
- * ("STEM.safetensors.index.json"): a file named as a shard of that set. */
-static bool is_shard_of(const char *name, const char *index_name)
-{
-    static const char isuffix[] = ".safetensors.index.json";
-    size_t il = strlen(index_name);
-    if (il < sizeof isuffix - 1)
-        return false;
-    size_t stem = il - (sizeof isuffix - 1);
-    if (strcmp(index_name + stem, isuffix) != 0 || strncmp(name, index_name, stem) != 0 ||
-        name[stem] != '-')
-        return false;
-    const char *p = name + stem + 1;
-    size_t d = strspn(p, "0123456789");
-    if (d == 0 || strncmp(p + d, "-of-", 4) != 0)
-        return false;
-    p += d + 4;
-    d = strspn(p, "0123456789");
-    return d > 0 && strcmp(p + d, ".safetensors") == 0;
-}
-
-/*
- * A sharded safetensors set: every shard the index names is a safetensors file of the model,
- * every tensor of the weight map is in the shard the index says, every tensor of those
- * shards is in the weight map, and no tensor name appears in two shards. Other safetensors
- * files beside the index (a consolidated.safetensors, an adapters/ folder) are not part of
- * the set and load as files of their own, unless named like its shards (STEM-0000K-of-0000N).
- */
-static mg_status check_sharded_index(mg_model *m, mg_verified_file *index, mg_error *err)
-{
-    json_t *map = json_object_get(index->parsed.metadata, "weight_map");
-    char base[4096] = "";
-    const char *slash = strrchr(index->path, '/');
-    if (slash != NULL) {
-        size_t n = (size_t)(slash - index->path) + 1;
-        if (n >= sizeof base)
-            return mg_fail(err, MG_E_LIMIT, "path too long");
-        memcpy(base, index->path, n);
-        base[n] = '\0';
-    }
-    mg_error_set_file(err, index->path);
-    size_t listed = 0;
-    const char *tensor;
-    json_t *shard;
-    json_object_foreach(map, tensor, shard) {
-        mg_verified_file *f = find_file(m, base, json_string_value(shard));
-        if (f == NULL)
-            return mg_fail(err, MG_E_FORMAT, "index names shard '%.200s', which is not in the "
-                           "model", json_string_value(shard));
-        if (f->format != &mg_format_safetensors)
-            return mg_fail(err, MG_E_FORMAT, "index names shard '%.200s', which is not a "
-                           "safetensors file", json_string_value(shard));
-        bool found = false;
-        for (size_t i = 0; i < f->parsed.count && !found; i++)
-            found = strcmp(f->parsed.tensors[i].name, tensor) == 0;
-        if (!found)
-            return mg_fail(err, MG_E_FORMAT, "tensor '%.200s' is not in shard '%.200s' as the "
-                           "index says", tensor, json_string_value(shard));
-        listed++;
-    }
-    /* Every tensor of every shard named by the index must be listed exactly once: count
-     * them (names are unique within a shard, so equal counts mean no extras or doubles). */
-    size_t in_shards = 0;
-    for (size_t i = 0; i < m->file_count; i++) {
-        mg_verified_file *f = &m->files[i];
-        if (f->format != &mg_format_safetensors || strncmp(f->path, base, strlen(base)) != 0)
-            continue;
-        bool named = false;
-        json_object_foreach(map, tensor, shard) {
-            if (find_file(m, base, json_string_value(shard)) == f) {
-                named = true;
-                break;
-            }
-        }
-        if (!named && is_shard_of(f->path + strlen(base), index->path + strlen(base)))
-            return mg_fail(err, MG_E_FORMAT, "safetensors file '%.200s' is named as a shard of "
-                           "this index but the index does not name it", f->path);
-        if (!named)
-            continue;
-        for (size_t j = 0; j < f->parsed.count; j++) {
-            json_t *where = json_object_get(map, f->parsed.tensors[j].name);
-            if (where == NULL || find_file(m, base, json_string_value(where)) != f)
-                return mg_fail(err, MG_E_FORMAT, "tensor '%.200s' of '%.200s' is not listed "
-                               "for that shard in the index (duplicate across shards?)",
-                               f->parsed.tensors[j].name, f->path);
-        }
-        in_shards += f->parsed.count;
-    }
-    if (in_shards != listed)
-        return mg_fail(err, MG_E_FORMAT, "index lists %zu tensors, the shards hold %zu", listed,
-                       in_shards);
-    err->file[0] = '\0';
-    return MG_OK;
+    size_t total = 0;
+    for (size_t i = 0; i < m->file_count; i++)
+        total += m->files[i].parsed.count; /* each <= MG_MAX_TENSORS, files <= MG_MAX_FILES */
+    mg_status s = mg_budget_charge(&budget, (uint64_t)total * sizeof *m->tensors,
+                                   "the tensor views", err);
+    return s != MG_OK ? s : mg_model_build_tensors(m, err);
 }
 
 static mg_status detect_all(mg_model *m)
 {
-    for (size_t i = 0; i < m->file_count; i++)
-        m->files[i].format =
-            mg_format_detect(m->files[i].region.data, m->files[i].region.len, m->files[i].path);
+    for (size_t i = 0; i < m->file_count; i++) {
+        const mg_verified_file *f = &m->files[i];
+        const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
+        m->files[i].format = mg_format_detect(data, f->region.len, f->path);
+    }
     return MG_OK;
 }
 
@@ -1200,7 +1057,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
-        s = mode == MODE_LOAD ? parse_all(m, single_file(entry), err)
+        s = mode == MODE_LOAD ? parse_all(m, single_file(entry), pol->parser_memory, err)
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);

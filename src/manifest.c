@@ -320,7 +320,7 @@ mg_status mg_manifest_parse_unverified(const uint8_t *data, size_t len, int64_t 
     memset(out, 0, sizeof *out);
     if (len > MG_MAX_MANIFEST_BYTES)
         return mg_fail(err, MG_E_LIMIT, "manifest larger than %u bytes", MG_MAX_MANIFEST_BYTES);
-    json_t *root = mg_json_parse(data, len, "manifest", MG_E_SIGNATURE, err);
+    json_t *root = mg_json_parse(data, len, "manifest", MG_E_SIGNATURE, &mg_json_caps_manifest, err);
     if (root == NULL)
         return err != NULL ? err->status : MG_E_SIGNATURE;
     mg_status st = parse_document(root, now, out, err);

@@ -230,7 +230,8 @@ mg_status mg_oci_manifest_files(const uint8_t *data, size_t len, mg_pinned_file 
 {
     *files = NULL;
     *count = 0;
-    json_t *root = mg_json_parse(data, len, "OCI manifest", MG_E_SIGNATURE, err);
+    json_t *root = mg_json_parse(data, len, "OCI manifest", MG_E_SIGNATURE,
+                                 &mg_json_caps_manifest, err);
     if (root == NULL)
         return err->status;
     mg_status s = MG_OK;

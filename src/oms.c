@@ -671,7 +671,8 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
     }
     /* The body is about this envelope: payload hash, signature, verifier = the leaf. */
     mg_error jerr;
-    bj = mg_json_parse(body, body_len, "Rekor body", MG_E_SIGNATURE, &jerr);
+    bj = mg_json_parse(body, body_len, "Rekor body", MG_E_SIGNATURE, &mg_json_caps_manifest,
+                       &jerr);
     json_t *spec = json_object_get(bj, "spec");
     json_t *ph = json_object_get(spec, "payloadHash");
     json_t *sigs = json_object_get(spec, "signatures");
@@ -723,7 +724,7 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
         return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Fulcio certificate for Sigstore mode");
     mg_error jerr;
     json_t *root = mg_json_parse(op->ca_pem, op->ca_len, "Sigstore trusted root", MG_E_POLICY,
-                                 &jerr);
+                                 &mg_json_caps_policy, &jerr);
     json_t *entries = json_object_get(vm, "tlogEntries");
     mg_status s = MG_OK;
     int64_t when = 0;
@@ -984,7 +985,8 @@ static mg_status build_files(resource *res, size_t n, const serialization *ser, 
 static mg_status parse_statement(const envelope *e, const char *single_name, mg_oms *o,
                                  mg_error *err)
 {
-    json_t *st = mg_json_parse(e->payload, e->payload_len, "OMS statement", MG_E_SIGNATURE, err);
+    json_t *st = mg_json_parse(e->payload, e->payload_len, "OMS statement", MG_E_SIGNATURE,
+                               &mg_json_caps_manifest, err);
     if (st == NULL)
         return MG_E_SIGNATURE;
     mg_status s = MG_OK;
@@ -1069,7 +1071,7 @@ mg_status mg_oms_verify(const mg_policy *pol, const mg_policy_model *entry, cons
     const mg_oms_policy *op = entry->oms;
     if (op == NULL)
         return mg_fail(err, MG_E_USAGE, "not an OMS model entry");
-    json_t *b = mg_json_parse(bundle, len, "OMS bundle", MG_E_SIGNATURE, err);
+    json_t *b = mg_json_parse(bundle, len, "OMS bundle", MG_E_SIGNATURE, &mg_json_caps_manifest, err);
     if (b == NULL)
         return MG_E_SIGNATURE;
     envelope e;

@@ -804,7 +804,13 @@ static void parse_ignore(problems *pr, const char *path, json_t *v, mg_policy_mo
     }
 }
 
-static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
+/* Names and sources of the models so far (hash sets: duplicates found in linear time). */
+typedef struct seen_sets {
+    json_t *names;   /* name -> true */
+    json_t *sources; /* source without a trailing '/' -> index in $.models */
+} seen_sets;
+
+static void parse_model(problems *pr, mg_policy *pol, seen_sets *seen, size_t index, json_t *v)
 {
     char path[64], sub[1024];
     snprintf(path, sizeof path, "$.models[%zu]", index);
@@ -825,13 +831,12 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
     if (!json_is_string(name) || !valid_name(json_string_value(name))) {
         problem(pr, sub, "must be a string matching [A-Za-z0-9._-]{1,128}");
         ok = false;
-    } else {
-        for (size_t i = 0; i < pol->model_count; i++) {
-            if (strcmp(pol->models[i].name, json_string_value(name)) == 0) {
-                problem(pr, sub, "duplicate model name '%s'", json_string_value(name));
-                ok = false;
-            }
-        }
+    } else if (json_object_get(seen->names, json_string_value(name)) != NULL) {
+        problem(pr, sub, "duplicate model name '%s'", json_string_value(name));
+        ok = false;
+    } else if (json_object_set_new(seen->names, json_string_value(name), json_true()) != 0) {
+        problem(pr, sub, "out of memory");
+        ok = false;
     }
     json_t *source = json_object_get(v, "source");
     snprintf(sub, sizeof sub, "%.300s.source", path);
@@ -843,11 +848,19 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         if (m->source == NULL) {
             ok = false;
         } else {
-            for (size_t i = 0; i < pol->model_count; i++) {
-                if (pol->models[i].source != NULL && mg_source_equal(pol->models[i].source, m->source)) {
-                    problem(pr, sub, "duplicate source (also $.models[%zu])", i);
-                    ok = false;
-                }
+            /* Equal as mg_source_equal() sees them: one trailing '/' does not count. */
+            size_t sl = strlen(m->source);
+            if (sl > 1 && m->source[sl - 1] == '/')
+                sl--;
+            json_t *other = json_object_getn(seen->sources, m->source, sl);
+            if (other != NULL) {
+                problem(pr, sub, "duplicate source (also $.models[%lld])",
+                        (long long)json_integer_value(other));
+                ok = false;
+            } else if (json_object_setn_new_nocheck(seen->sources, m->source, sl,
+                                                    json_integer((json_int_t)index)) != 0) {
+                problem(pr, sub, "out of memory");
+                ok = false;
             }
         }
     }
@@ -905,6 +918,18 @@ static void parse_model(problems *pr, mg_policy *pol, size_t index, json_t *v)
         m->kind = MG_MODEL_MANIFEST;
         snprintf(sub, sizeof sub, "%.300s.manifest", path);
         parse_manifest_entry(pr, sub, pol, manifest, m);
+    }
+    /* A remote file is capped at its pinned size as bytes arrive: without one a server could
+     * push up to the 1 TiB cap of a file before the digest fails. */
+    for (size_t i = 0; m->remote && m->files != NULL && i < m->file_count; i++) {
+        if (!m->files[i].has_size && m->files[i].path != NULL) {
+            if (m->kind == MG_MODEL_PINNED_FILE)
+                snprintf(sub, sizeof sub, "%.300s.size", path);
+            else
+                snprintf(sub, sizeof sub, "%.300s.files[\"%.200s\"].size", path,
+                         m->files[i].path);
+            problem(pr, sub, "missing: a remote (https) file needs its size pinned");
+        }
     }
     if (!pinned && m->oci == NULL && json_object_get(v, "size") != NULL) {
         snprintf(sub, sizeof sub, "%.300s.size", path);
@@ -1040,7 +1065,8 @@ static void load_credentials(problems *pr, mg_policy *pol)
         problem(pr, "$.credentials", "%s", e.message);
         return;
     }
-    json_t *root = mg_json_parse(data, len, "credentials file", MG_E_POLICY, &e);
+    json_t *root = mg_json_parse(data, len, "credentials file", MG_E_POLICY,
+                                 &mg_json_caps_policy, &e);
     explicit_bzero(data, len);
     free(data);
     if (root == NULL) {
@@ -1146,11 +1172,28 @@ const mg_credential *mg_policy_credential(const mg_policy *pol, const char *host
     return NULL;
 }
 
+/* "limits": {"parser_memory": BYTES}: the per-load budget of memory the parsers make. */
+static void parse_limits(problems *pr, mg_policy *pol, json_t *v)
+{
+    pol->parser_memory = MG_DEFAULT_PARSER_MEMORY;
+    if (v == NULL)
+        return;
+    if (!json_is_object(v)) {
+        problem(pr, "$.limits", "must be an object");
+        return;
+    }
+    static const char *const allowed[] = {"parser_memory", NULL};
+    check_keys_only(pr, "$.limits", v, allowed);
+    json_t *pm = json_object_get(v, "parser_memory");
+    if (pm != NULL && (!mg_json_u64(pm, &pol->parser_memory) || pol->parser_memory == 0))
+        problem(pr, "$.limits.parser_memory", "must be a number of bytes >= 1");
+}
+
 static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size_t len)
 {
     mg_error jerr;
     mg_error_clear(&jerr);
-    json_t *root = mg_json_parse(data, len, "policy", MG_E_POLICY, &jerr);
+    json_t *root = mg_json_parse(data, len, "policy", MG_E_POLICY, &mg_json_caps_policy, &jerr);
     if (root == NULL) {
         problem(pr, "$", "%s", jerr.message);
         return;
@@ -1162,9 +1205,10 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
     }
     static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
                                           "cache_dir", "ca_file", "credentials", "models",
-                                          "sandbox", NULL};
+                                          "sandbox", "limits", NULL};
     check_keys_only(pr, "$", root, allowed);
     pol->sandbox = parse_sandbox(pr, "$.sandbox", json_object_get(root, "sandbox"));
+    parse_limits(pr, pol, json_object_get(root, "limits"));
     json_t *ver = json_object_get(root, "modelgate_policy");
     if (ver == NULL)
         problem(pr, "$.modelgate_policy", "missing");
@@ -1205,7 +1249,13 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
         } else {
             size_t i;
             json_t *m;
-            json_array_foreach(models, i, m) parse_model(pr, pol, i, m);
+            seen_sets seen = {json_object(), json_object()};
+            if (seen.names == NULL || seen.sources == NULL)
+                problem(pr, "$.models", "out of memory");
+            else
+                json_array_foreach(models, i, m) parse_model(pr, pol, &seen, i, m);
+            json_decref(seen.names);
+            json_decref(seen.sources);
         }
     }
     json_decref(root);

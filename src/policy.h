@@ -99,6 +99,7 @@ struct mg_policy {
     mg_credential *creds;
     size_t cred_count;
     mg_sandbox_mode sandbox;
+    uint64_t parser_memory; /* limits.parser_memory: bytes parsers may make per load */
 };
 
 /* The credentials for `host` ("host[:port]", canonical as in mg_credential), or NULL. */

@@ -115,6 +115,9 @@ static mg_status parse_one(const mg_verified_file *f, mg_parse_result *out, mg_e
 {
     /* An empty file has no region memory: the parser gets a valid pointer all the same. */
     const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
+    /* The child parses into a result of its own: it charges the load's budget all the same. */
+    if (out != &f->parsed && out->budget == NULL)
+        out->budget = f->parsed.budget;
 #ifdef MG_SANDBOX_TEST_TRIGGERS
     mg_status t = test_trigger(data, f->region.len, err);
     if (t != MG_OK)

@@ -46,6 +46,29 @@ mg_dtype mg_dtype_from_name(const char *name)
     return MG_DTYPE_INVALID;
 }
 
+mg_status mg_budget_charge(mg_budget *budget, uint64_t bytes, const char *what, mg_error *err)
+{
+    if (budget == NULL || budget->limit == 0)
+        return MG_OK;
+    uint64_t used;
+    if (__builtin_add_overflow(budget->used, bytes, &used) || used > budget->limit)
+        return mg_fail(err, MG_E_LIMIT, "%s would take the memory parsers made in this load "
+                       "over the budget of %llu bytes (policy limits.parser_memory)", what,
+                       (unsigned long long)budget->limit);
+    budget->used = used;
+    return MG_OK;
+}
+
+json_t *mg_parse_json(mg_parse_result *res, const uint8_t *data, size_t len, const char *what,
+                      const mg_json_caps *caps, mg_error *err)
+{
+    uint64_t cost = 0;
+    if (mg_json_prescan(data, len, caps, what, &cost, err) != MG_OK ||
+        mg_budget_charge(res->budget, cost, what, err) != MG_OK)
+        return NULL;
+    return mg_json_load_prescanned(data, len, what, MG_E_FORMAT, err);
+}
+
 mg_status mg_parse_add_tensor(mg_parse_result *res, const mg_tensor_entry *t, const char *name,
                               size_t name_len, mg_error *err)
 {
@@ -59,8 +82,13 @@ mg_status mg_parse_add_tensor(mg_parse_result *res, const mg_tensor_entry *t, co
                        MG_MAX_NDIM);
     if (res->count >= MG_MAX_TENSORS)
         return mg_fail(err, MG_E_LIMIT, "more than %u tensors in one file", MG_MAX_TENSORS);
+    if (mg_budget_charge(res->budget, (uint64_t)name_len + 1, "a tensor name", err) != MG_OK)
+        return MG_E_LIMIT;
     if (res->count == res->cap) {
         size_t cap = res->cap == 0 ? 16 : res->cap * 2;
+        if (mg_budget_charge(res->budget, (uint64_t)(cap - res->cap) * sizeof *res->tensors,
+                             "the tensor table", err) != MG_OK)
+            return MG_E_LIMIT;
         mg_tensor_entry *n = mg_reallocarray(res->tensors, cap, sizeof *n);
         if (n == NULL)
             return mg_fail(err, MG_E_LIMIT, "out of memory for the tensor table");
@@ -81,6 +109,8 @@ mg_status mg_parse_add_blob(mg_parse_result *res, size_t len, uint32_t *index, u
 {
     if (res->blob_count >= UINT32_MAX - 1)
         return mg_fail(err, MG_E_LIMIT, "too many buffers");
+    if (mg_budget_charge(res->budget, len, "an inflated buffer", err) != MG_OK)
+        return MG_E_LIMIT;
     if (res->blob_count == res->blob_cap) {
         size_t cap = res->blob_cap == 0 ? 8 : res->blob_cap * 2;
         mg_region *n = mg_reallocarray(res->blobs, cap, sizeof *n);

@@ -21,6 +21,7 @@
 
 #include "internal.h"
 #include "region.h"
+#include "util/json.h"
 
 typedef struct mg_tensor_entry {
     char *name;        /* owned, NUL-terminated (names with an embedded NUL are refused) */
@@ -35,6 +36,16 @@ typedef struct mg_tensor_entry {
     uint64_t data_offset; /* where the data starts inside the file (blob 0) or the blob */
 } mg_tensor_entry;
 
+/*
+ * Memory the parsers of one load may make (inflated members, tensor tables, names, JSON
+ * trees), charged before it is allocated; `limit` 0 means no budget (per-file caps only).
+ * Set by the loader (policy "limits": {"parser_memory": BYTES}); MG_E_LIMIT when over.
+ */
+typedef struct mg_budget {
+    uint64_t limit;
+    uint64_t used;
+} mg_budget;
+
 typedef struct mg_parse_result {
     mg_tensor_entry *tensors;
     size_t count;
@@ -43,7 +54,18 @@ typedef struct mg_parse_result {
     size_t blob_count;
     size_t blob_cap;
     json_t *metadata; /* optional format metadata (owned), shown by inspect --json */
+    mg_budget *budget; /* the load's budget while parsing, or NULL (not owned) */
 } mg_parse_result;
+
+/* Charge `bytes` of parser-made memory for `what` to `budget` (NULL: nothing to charge);
+ * MG_E_LIMIT when the budget would be exceeded. */
+MG_NODISCARD mg_status mg_budget_charge(mg_budget *budget, uint64_t bytes, const char *what,
+                                        mg_error *err);
+
+/* mg_json_parse() for a parser: the tree's estimated size is charged to `res->budget`
+ * (after the pre-scan, before jansson builds it). */
+json_t *mg_parse_json(mg_parse_result *res, const uint8_t *data, size_t len, const char *what,
+                      const mg_json_caps *caps, mg_error *err);
 
 /* Append a tensor (copying `name`, `name_len` bytes; a NUL in the name or a name longer
  * than MG_MAX_NAME_LEN is refused). `t->name` is ignored. */

@@ -3,7 +3,7 @@
  *
  * The graph is data: it is validated, never executed. Rules:
  *   - strict JSON (duplicate keys refused), at most MG_MAX_JSON_ASSET_BYTES and
- *     MG_MXNET_MAX_JSON_VALUES values (MG_E_LIMIT);
+ *     mg_json_caps_mxnet_symbol values and depth (MG_E_LIMIT, util/json.h);
  *   - top level: "nodes", "arg_nodes", "heads" required; "node_row_ptr", "attrs" optional;
  *     any other key is refused (NNVM's reader refuses unknown fields too);
  *   - nodes: a non-empty array of objects with "op" (1..256 chars of [A-Za-z0-9_.:-]; any
@@ -448,41 +448,13 @@ static mg_status check_graph(const json_t *root, graph *g, json_int_t *version, 
     return MG_OK;
 }
 
-/*
- * An upper bound on the JSON values in `data` (containers + commas + 1, outside strings),
- * so that the parse tree, which costs jansson tens of bytes per value however short the
- * text ("[]," is 3 bytes), is bounded before it is built.
- */
-static size_t count_json_values(const uint8_t *data, size_t len)
-{
-    size_t n = 1;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = data[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{' || c == ',') {
-            n++;
-        }
-    }
-    return n;
-}
-
 static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg_error *err)
 {
     if (len > MG_MAX_JSON_ASSET_BYTES)
         return mg_fail(err, MG_E_LIMIT, "mxnet-symbol: file of %zu bytes exceeds the cap of %u",
                        len, MG_MAX_JSON_ASSET_BYTES);
-    size_t values = count_json_values(data, len);
-    if (values > MG_MXNET_MAX_JSON_VALUES)
-        return mg_fail(err, MG_E_LIMIT, "mxnet-symbol: about %zu JSON values exceed the cap of "
-                       "%u", values, MG_MXNET_MAX_JSON_VALUES);
-    json_t *root = mg_json_parse(data, len, "mxnet-symbol", MG_E_FORMAT, err);
+    json_t *root = mg_parse_json(out, data, len, "mxnet-symbol",
+                                 &mg_json_caps_mxnet_symbol, err);
     if (root == NULL)
         return err != NULL ? err->status : MG_E_FORMAT;
     graph g = {0};

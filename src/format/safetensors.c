@@ -135,9 +135,10 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
                        "the file", (unsigned long long)n);
     if (n == 0)
         return mg_fail(err, MG_E_FORMAT, "safetensors: empty header");
-    json_t *root = mg_json_parse(hdr, (size_t)n, "safetensors header", MG_E_FORMAT, err);
+    json_t *root = mg_parse_json(out, hdr, (size_t)n, "safetensors header",
+                                 &mg_json_caps_st_header, err);
     if (root == NULL)
-        return MG_E_FORMAT;
+        return err->status;
     mg_status s = MG_OK;
     if (!json_is_object(root)) {
         s = mg_fail(err, MG_E_FORMAT, "safetensors: header is not a JSON object");

@@ -180,7 +180,7 @@ def symbol_cases():
 
     add("base", OK, "the valid base graph the mutations start from", mutate(lambda g: None))
     add("invalid-json", FORMAT, "truncated JSON", mutate(lambda g: None)[:-20])
-    add("deep-nesting", FORMAT, "100000 nested arrays",
+    add("deep-nesting", LIMIT, "100000 nested arrays (over the depth cap)",
         b'{"nodes": ' + b"[" * 100000 + b"]" * 100000 + b', "arg_nodes": [], "heads": []}')
     add("trailing-garbage", FORMAT, "text after the JSON object", mutate(lambda g: None) + b" x")
     add("nul-byte", FORMAT, "a NUL byte in the JSON", mutate(lambda g: None).replace(b'"fc1"', b'"f\x00c"'))

@@ -179,7 +179,7 @@ static void empty_files(void **state)
     }
     assert_null(mg_format_detect(NULL, 0, "config.json"));
     mg_error err;
-    assert_null(mg_json_parse(NULL, 0, "index", MG_E_FORMAT, &err));
+    assert_null(mg_json_parse(NULL, 0, "index", MG_E_FORMAT, &mg_json_caps_st_index, &err));
     assert_int_equal(err.status, MG_E_FORMAT);
 }
 

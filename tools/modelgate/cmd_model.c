@@ -9,6 +9,21 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "util/json.h"
+
+/* A file's metadata as the library wrote it, read back under the metadata caps (bounded
+ * before jansson builds the tree, like every JSON the project parses); NULL when over. */
+static json_t *load_metadata(const char *text)
+{
+    size_t len = strlen(text);
+    mg_error err;
+    if (mg_json_prescan((const uint8_t *)text, len, &mg_json_caps_metadata, "metadata", NULL,
+                        &err) != MG_OK)
+        return NULL;
+    json_error_t jerr;
+    /* A GGUF string may hold a NUL (written as \u0000): keep it. */
+    return json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+}
 
 static json_t *files_json(const mg_model *m)
 {
@@ -23,9 +38,7 @@ static json_t *files_json(const mg_model *m)
         json_object_set_new(f, "size", json_integer((json_int_t)fi.size));
         json_object_set_new(f, fi.algorithm, json_string(fi.digest));
         if (fi.metadata_json != NULL) {
-            json_error_t jerr;
-            /* A GGUF string may hold a NUL (written as \u0000): keep it. */
-            json_t *meta = json_loads(fi.metadata_json, JSON_ALLOW_NUL, &jerr);
+            json_t *meta = load_metadata(fi.metadata_json);
             if (meta != NULL)
                 json_object_set_new(f, "metadata", meta);
         }
@@ -97,8 +110,7 @@ static void print_checkpoints(const mg_model *m)
         if (mg_model_file(m, i, &fi) != MG_OK || fi.metadata_json == NULL ||
             strcmp(fi.format, "mxnet-symbol") != 0)
             continue;
-        json_error_t jerr;
-        json_t *meta = json_loads(fi.metadata_json, JSON_ALLOW_NUL, &jerr);
+        json_t *meta = load_metadata(fi.metadata_json);
         json_t *rep = json_object_get(meta, "checkpoint");
         if (rep != NULL) {
             printf("checkpoint %s:\n", mg_cli_esc(fi.path));
