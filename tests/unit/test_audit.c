@@ -165,7 +165,7 @@ static void trailing_slash_never_matches_a_single_file(void **state)
                                  "{\"name\":\"l\",\"source\":\"/opt/m.npy\","
                                  "\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"},"
                                  "{\"name\":\"d\",\"source\":\"https://h.example/d/\","
-                                 "\"files\":{\"a\":{\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\"}}}]}");
+                                 "\"files\":{\"a\":{\"sha256\":\"" "0000000000000000000000000000000000000000000000000000000000000000" "\",\"size\":1}}}]}");
     const mg_policy_model *e;
     mg_error err;
     assert_int_equal(mg_policy_find(pol, "https://h.example/m.npy", &e, &err), MG_OK);
