@@ -916,14 +916,15 @@ mg_status mg_sign_oms(const char *key_path, const char *dir, uint64_t shard_size
     if (s == MG_OK) {
         qsort(w.files, w.count, sizeof *w.files, compare_components);
         payload = oms_statement(base, &w, err);
-        s = payload != NULL ? MG_OK : err != NULL ? err->status : MG_E_LIMIT;
+        if (payload == NULL)
+            s = err != NULL && err->status != MG_OK ? err->status : MG_E_LIMIT;
     }
-    if (s == MG_OK) {
+    if (s == MG_OK && payload != NULL) {
         pae = mg_oms_pae((const uint8_t *)payload, strlen(payload), &pae_len);
         s = pae != NULL ? sign_and_check(pkey, pae, pae_len, &sig, &sig_len, err)
                         : mg_fail(err, MG_E_LIMIT, "out of memory");
     }
-    if (s == MG_OK) {
+    if (s == MG_OK && payload != NULL) {
         bundle = oms_bundle(payload, strlen(payload), sig, sig_len, hint, err);
         s = bundle != NULL ? MG_OK : MG_E_LIMIT;
     }
@@ -933,15 +934,16 @@ mg_status mg_sign_oms(const char *key_path, const char *dir, uint64_t shard_size
         /* Staged unnamed (or under a temporary name), then put in place of any older bundle:
          * a verifier sees the old bundle, none, or the new one. */
         staged st = {.fd = -1};
-        if (!stage(dfd, "model.sig", bundle, n, &st)) {
+        bool placed = stage(dfd, "model.sig", bundle, n, &st);
+        if (placed && st.tmp[0] != '\0')
+            placed = renameat(dfd, st.tmp, dfd, "model.sig") == 0;
+        else if (placed)
+            placed = (unlinkat(dfd, "model.sig", 0) == 0 || errno == ENOENT) &&
+                     unstage(dfd, &st, "model.sig") == 0;
+        if (!placed)
             s = mg_fail(err, MG_E_IO, "cannot write model.sig: %s", strerror(errno));
-        } else if (st.tmp[0] != '\0' ? renameat(dfd, st.tmp, dfd, "model.sig") != 0
-                                     : ((unlinkat(dfd, "model.sig", 0) != 0 && errno != ENOENT) ||
-                                        unstage(dfd, &st, "model.sig") != 0)) {
-            s = mg_fail(err, MG_E_IO, "cannot write model.sig: %s", strerror(errno));
-        } else {
+        else
             st.tmp[0] = '\0';
-        }
         unstage_cleanup(dfd, &st);
         if (s == MG_OK && fsync(dfd) != 0)
             s = mg_fail(err, MG_E_IO, "cannot sync the model directory: %s", strerror(errno));

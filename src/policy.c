@@ -613,7 +613,7 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
         mg_error_clear(&rerr);
         if (abs == NULL)
             problem(pr, sub, "must be a valid path string");
-        else if (read_protected(abs, "Sigstore trusted root", MG_MAX_KEY_FILE_BYTES * 16u,
+        else if (read_protected(abs, "Sigstore trusted root", (size_t)MG_MAX_KEY_FILE_BYTES * 16u,
                                 &o->ca_pem, &o->ca_len, &rerr) != MG_OK)
             problem(pr, sub, "%s", rerr.message);
         free(abs);
@@ -658,7 +658,7 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
         mg_error_clear(&cerr);
         if (abs == NULL)
             problem(pr, sub, "must be a valid path string");
-        else if (read_protected(abs, "CA file", MG_MAX_KEY_FILE_BYTES * 16u, &o->ca_pem,
+        else if (read_protected(abs, "CA file", (size_t)MG_MAX_KEY_FILE_BYTES * 16u, &o->ca_pem,
                                 &o->ca_len, &cerr) != MG_OK)
             problem(pr, sub, "%s", cerr.message);
         free(abs);
@@ -683,7 +683,7 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
     snprintf(ipath, sizeof ipath, "%.300s", path);
     char *dot = strrchr(ipath, '.');
     if (dot != NULL)
-        strcpy(dot, ".ignore");
+        snprintf(dot, sizeof ipath - (size_t)(dot - ipath), ".ignore");
     if (!json_is_array(ignore) || json_array_size(ignore) > 1000) {
         problem(pr, ipath, "must be an array of at most 1000 paths");
         return;
@@ -699,7 +699,8 @@ static void parse_oms_entry(problems *pr, const char *path, const mg_policy *pol
         snprintf(sub, sizeof sub, "%.300s[%zu]", ipath, i);
         if (!json_is_string(p) || !mg_policy_safe_relpath(json_string_value(p)))
             problem(pr, sub, "must be a safe path relative to the model root");
-        else if ((o->ignore[o->ignore_count] = mg_strdup(json_string_value(p))) == NULL)
+        else if (o->ignore == NULL ||
+                 (o->ignore[o->ignore_count] = mg_strdup(json_string_value(p))) == NULL)
             problem(pr, sub, "out of memory");
         else
             o->ignore_count++;
@@ -1106,8 +1107,9 @@ static void load_credentials(problems *pr, mg_policy *pol)
         json_t *cert = json_object_get(c, "client_cert"), *key = json_object_get(c, "client_key");
         int forms = (user != NULL || pass != NULL) + (tok != NULL) + (cert != NULL || key != NULL);
         if (!json_is_object(c) || forms != 1 ||
-            json_object_size(c) != (size_t)((user != NULL) + (pass != NULL) + (tok != NULL) +
-                                            (cert != NULL) + (key != NULL))) {
+            json_object_size(c) != (size_t)(user != NULL) + (size_t)(pass != NULL) +
+                                       (size_t)(tok != NULL) + (size_t)(cert != NULL) +
+                                       (size_t)(key != NULL)) {
             problem(pr, where, "must be exactly one of {\"username\", \"password\"}, "
                     "{\"token\"}, {\"client_cert\", \"client_key\"}");
             continue;
@@ -1128,7 +1130,7 @@ static void load_credentials(problems *pr, mg_policy *pol)
             continue;
         }
         for (size_t i = 0; i < pol->cred_count; i++) {
-            if (strcmp(pol->creds[i].host, canon) == 0)
+            if (pol->creds[i].host != NULL && strcmp(pol->creds[i].host, canon) == 0)
                 problem(pr, where, "the same host twice");
         }
         mg_credential *cr = &pol->creds[pol->cred_count++];
@@ -1423,6 +1425,7 @@ mg_status mg_policy_find(const mg_policy *pol, const char *source, const mg_poli
     mg_status s;
     if (mg_oci_is_ref(source)) {
         mg_oci_ref ref;
+        memset(&info, 0, sizeof info);
         s = mg_oci_parse_ref(source, &ref, &e);
         if (s == MG_OK && (canon = mg_oci_canonical(&ref)) == NULL)
             s = mg_fail(&e, MG_E_UNTRUSTED, "an oci:// source is named by its digest");
