@@ -534,6 +534,18 @@ static mg_status read_manifest_file(const loader *L, const char *name, size_t ca
     return s;
 }
 
+/* The bytes of a small downloaded file (a manifest, a signature) as a malloc'd buffer. */
+static mg_status copy_out(const mg_region *r, uint8_t **data, size_t *len, mg_error *err)
+{
+    *data = malloc(r->len + 1);
+    if (*data == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    if (r->len > 0)
+        memcpy(*data, r->data, r->len);
+    *len = r->len;
+    return MG_OK;
+}
+
 /* A manifest file of a remote model, fetched with its cap; a 404 is "not found". */
 static mg_status fetch_manifest_file(loader *L, const char *name, size_t cap, uint8_t **data,
                                      size_t *len, bool *found, mg_error *err)
@@ -549,16 +561,8 @@ static mg_status fetch_manifest_file(loader *L, const char *name, size_t cap, ui
     mg_status s = mg_fetch_region_optional(&cfg, url, cap, false, MG_SHA256, &r, digest, NULL,
                                            found, err);
     free(url);
-    if (s == MG_OK && *found) {
-        *data = malloc(r.len + 1);
-        if (*data == NULL) {
-            s = mg_fail(err, MG_E_LIMIT, "out of memory");
-        } else {
-            if (r.len > 0)
-                memcpy(*data, r.data, r.len);
-            *len = r.len;
-        }
-    }
+    if (s == MG_OK && *found)
+        s = copy_out(&r, data, len, err);
     mg_region_free(&r);
     if (s != MG_OK)
         mg_error_set_file(err, name);
@@ -679,16 +683,8 @@ static mg_status oci_small_layer(loader *L, const mg_pinned_file *f, size_t cap,
     free(url);
     if (s == MG_OK && !mg_digest_equal(digest, f->digest, 32))
         s = mg_fail(err, MG_E_INTEGRITY, "sha256 mismatch");
-    if (s == MG_OK) {
-        *data = malloc(r.len + 1);
-        if (*data == NULL) {
-            s = mg_fail(err, MG_E_LIMIT, "out of memory");
-        } else {
-            if (r.len > 0)
-                memcpy(*data, r.data, r.len);
-            *len = r.len;
-        }
-    }
+    if (s == MG_OK)
+        s = copy_out(&r, data, len, err);
     mg_region_free(&r);
     if (s != MG_OK)
         mg_error_set_file(err, f->path);
