@@ -52,7 +52,7 @@ extern "C" {
 #define MG_API
 #endif
 
-/* Status codes. The numeric values are the command-line tool's exit codes (SPEC §5). */
+/* Status codes. The numeric values are the command-line tool's exit codes (docs/exit-codes.md). */
 typedef enum mg_status {
     MG_OK = 0,
     MG_E_INTEGRITY = 1, /* digest or size mismatch, missing or unlisted file */
@@ -153,8 +153,8 @@ MG_API MG_NODISCARD mg_status mg_tensor_copy(const mg_tensor *t, void *dst, size
 typedef struct mg_policy mg_policy;
 
 /*
- * Load and check a policy (SPEC §2). `path` NULL means $MODELGATE_POLICY, else
- * /etc/modelgate/policy.json. `policy_key` is a PEM public key file whose signature
+ * Load and check a policy (docs/policy.md, modelgate-policy(5)). `path` NULL means
+ * $MODELGATE_POLICY, else /etc/modelgate/policy.json. `policy_key` is a PEM public key file whose signature
  * `<path>.sig` (the policy file's name plus ".sig", raw signature bytes) must verify; NULL means
  * $MODELGATE_POLICY_KEY, and if that is unset too no policy signature is required.
  * The policy file, its key files and their folders must be owned by root or the effective

@@ -458,7 +458,7 @@ def _options(progress, threads):
 
 
 class Policy:
-    """A checked policy (SPEC §2). `path` None means $MODELGATE_POLICY, else
+    """A checked policy (docs/policy.md). `path` None means $MODELGATE_POLICY, else
     /etc/modelgate/policy.json; `key` is a PEM public key whose signature `<path>.sig` must
     verify (None: $MODELGATE_POLICY_KEY, and if that is unset no signature is required).
     Raises PolicyError for any problem. A context manager."""
