@@ -154,9 +154,10 @@ typedef struct mg_policy mg_policy;
 
 /*
  * Load and check a policy (docs/policy.md, modelgate-policy(5)). `path` NULL means
- * $MODELGATE_POLICY, else /etc/modelgate/policy.json. `policy_key` is a PEM public key file whose signature
- * `<path>.sig` (the policy file's name plus ".sig", raw signature bytes) must verify; NULL means
- * $MODELGATE_POLICY_KEY, and if that is unset too no policy signature is required.
+ * $MODELGATE_POLICY, else /etc/modelgate/policy.json. `policy_key` is a PEM public key file
+ * whose signature `<path>.sig` (the policy file's name plus ".sig", raw signature bytes) must
+ * verify; NULL means $MODELGATE_POLICY_KEY, and if that is unset too no policy signature is
+ * required.
  * The policy file, its key files and their folders must be owned by root or the effective
  * user and not writable by group or others, and are opened without following symlinks.
  * Returns MG_E_POLICY for any problem (the first one is in err->message).
