@@ -6,6 +6,7 @@ a model 1.5x larger than a cgroup memory limit."""
 import json
 import os
 import resource
+import shutil
 import signal
 import struct
 import subprocess
@@ -268,6 +269,72 @@ class AddressSpace(Base):
         r = self.ws.run("inspect", "--json", "small", preexec_fn=cap)
         self.assertExit(r, OK)
         self.assertEqual(json.loads(r.stdout)["memory"], "file")
+
+
+def clone_tools():
+    """What the clone test needs: root, mkfs.btrfs, unshare, mount, strace; None if all there."""
+    if os.geteuid() != 0:
+        return "not root"
+    for tool in ("mkfs.btrfs", "unshare", "mount", "strace"):
+        if shutil.which(tool) is None:
+            return "%s is not installed" % tool
+    with open("/proc/filesystems") as f:
+        if "btrfs" not in f.read():
+            return "the kernel has no btrfs"
+    return None
+
+
+@unittest.skipIf(mgtest.VALGRIND, "strace and valgrind do not mix")
+class Clone(Base):
+    """Where the file system shares blocks (btrfs here, on a loop device in a private mount
+    namespace), the spill file is a FICLONE clone, hashed from its mapping: no copy."""
+
+    def test_clone_on_btrfs(self):
+        why = clone_tools()
+        if why is not None:
+            self.skipTest(why)
+        img, mnt = self.ws.path("btrfs.img"), self.ws.path("mnt")
+        os.mkdir(mnt)
+        with open(img, "wb") as f:
+            f.truncate(256 * MIB)
+        r = subprocess.run(["mkfs.btrfs", "-q", img], capture_output=True)
+        if r.returncode != 0:
+            self.skipTest("mkfs.btrfs failed: %s" % r.stderr.decode()[-200:])
+        model = os.path.join(mgtest.CORPUS, "gguf", "llama-2-tiny-random.gguf")
+        inner = os.path.join(mnt, os.path.basename(model))
+        digest = mgtest.digest_file(model)
+        self.ws.extra["spill_dir"] = os.path.join(mnt, "spill")
+        self.ws.models = [{"name": "c", "source": inner, "sha256": digest, "memory": "file"},
+                          {"name": "r", "source": model, "sha256": digest, "memory": "ram"}]
+        # (the policy is checked inside the namespace, where spill_dir exists)
+        self.ws.write_policy()
+        trace = self.ws.path("trace")
+        script = ("mount -o loop \"$1\" \"$2\" || exit 90; mkdir -m 700 \"$2/spill\"; "
+                  "cp \"$3\" \"$2/\"; "
+                  "strace -f -qq -e trace=ioctl,copy_file_range -o \"$4\" "
+                  "\"$5\" inspect --json -p \"$6\" c > \"$4.c\" || exit 91; "
+                  "\"$5\" inspect --json -p \"$6\" r > \"$4.r\" || exit 92; "
+                  "ls -A \"$2/spill\" > \"$4.left\"")
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                            img, mnt, model, trace, mgtest.BIN, self.ws.policy_path],
+                           capture_output=True)
+        if r.returncode == 90:
+            self.skipTest("cannot mount a loop device here: %s" % r.stderr.decode()[-200:])
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        with open(trace) as f:
+            calls = f.read()
+        self.assertRegex(calls, r"FICLONE[^\n]*\) = 0")
+        self.assertNotIn("copy_file_range", calls)
+        with open(trace + ".c") as f:
+            dc = json.load(f)
+        with open(trace + ".r") as f:
+            dr = json.load(f)
+        self.assertEqual((dc.pop("memory"), dr.pop("memory")), ("file", "ram"))
+        for d in (dc, dr):
+            d.pop("model"), d.pop("source")
+        self.assertEqual(dc, dr)
+        with open(trace + ".left") as f:
+            self.assertEqual(f.read(), "")
 
 
 def own_memory_cgroup():
