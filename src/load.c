@@ -506,11 +506,18 @@ static mg_status choose_memory(loader *L, mg_model *m, mg_error *err)
                        "this process may still map (RLIMIT_AS leaves %llu bytes; a file-backed "
                        "load counts against it too)", (unsigned long long)total,
                        (unsigned long long)room.address_space);
+    mg_error why;
+    mg_error_clear(&why);
     mg_status s = mg_spill_open_dir(dir, L->pol->spill_dir != NULL ? "spill_dir"
                                          : "cache_dir (the folder of spill files)",
-                                    &L->spilldir, err);
+                                    &L->spilldir, &why);
     if (s == MG_OK)
         m->file_backed = true;
+    else if (mode == MG_MEMORY_AUTO) /* say why a spill file was wanted at all */
+        s = mg_fail(err, s, "the model's %llu bytes need spill files (memory \"auto\"), but %s",
+                    (unsigned long long)total, why.message);
+    else
+        s = mg_fail(err, s, "%s", why.message);
     return s;
 }
 

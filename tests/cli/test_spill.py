@@ -121,6 +121,34 @@ class SameTensors(Base):
             self.assertEqual(self.ws.inspect_json("m")[1]["memory"], "ram")
 
 
+class Auto(Base):
+    def test_auto_takes_the_parser_budget_into_account(self):
+        """"auto": model + parser_memory + 64 MiB against the memory there is; a budget of
+        1 PiB cannot fit anywhere, so even a small model goes to a spill file."""
+        self.ws.extra["spill_dir"] = self.spill_dir()
+        self.ws.pin_file("m", os.path.join(mgtest.CORPUS, "gguf", "llama-2-tiny-random.gguf"))
+        self.ws.write_policy()
+        self.assertEqual(self.ws.inspect_json("m")[1]["memory"], "ram")
+        self.ws.extra["limits"] = {"parser_memory": 1 << 50}
+        self.ws.write_policy()
+        self.assertEqual(self.ws.inspect_json("m")[1]["memory"], "file")
+        self.ws.models[0]["memory"] = "ram"
+        self.ws.write_policy()
+        self.assertEqual(self.ws.inspect_json("m")[1]["memory"], "ram")
+        # Without a spill folder "auto" keeps the model in memory.
+        self.ws.models[0].pop("memory")
+        self.ws.extra.pop("spill_dir")
+        self.ws.write_policy()
+        self.assertEqual(self.ws.inspect_json("m")[1]["memory"], "ram")
+        # A cache_dir standing in that cannot serve: the refusal says why a spill was wanted.
+        self.ws.extra["cache_dir"] = self.ws.path("no-cache")
+        self.ws.write_policy()
+        r = self.ws.run("inspect", "m")
+        self.assertExit(r, POLICY)
+        self.assertIn("need spill files (memory \"auto\")", r.stderr)
+        self.assertIn("does not exist", r.stderr)
+
+
 class Unnamed(Base):
     def test_nothing_left_after_sigkill_mid_load(self):
         spill = self.spill_dir()
