@@ -312,7 +312,7 @@ def clone_tools():
     return None
 
 
-@unittest.skipIf(mgtest.VALGRIND, "strace and valgrind do not mix")
+@unittest.skipIf(mgtest.VALGRIND or mgtest.SANITIZED, "strace does not mix with valgrind or LeakSanitizer")
 class Clone(Base):
     """Where the file system shares blocks (btrfs here, on a loop device in a private mount
     namespace), the spill file is a FICLONE clone, hashed from its mapping: no copy."""
