@@ -241,8 +241,6 @@ mg_status mg_spill_read_hashed(int dirfd, int fd, uint64_t expected_size, bool h
                     : mg_fail(err, MG_E_IO, "cannot make a spill file: %s", strerror(e));
             goto fail;
         }
-    }
-    if (size > 0) {
         /* Where the file system shares blocks, a clone replaces the copy; it is a snapshot of
          * the file as it is now, so its own size is the one checked. */
         bool cloned = ioctl(tfd, FICLONE, fd) == 0;
