@@ -241,6 +241,10 @@ MG_API const char *mg_model_source(const mg_model *model);
  * "sandbox": "required", the default), 0 in this process ("sandbox": "off"), -1 not at all
  * (mg_model_verify, mg_model_fetch). */
 MG_API int mg_model_parse_confined(const mg_model *model);
+/* Where the model's verified bytes are: 1 in private unnamed files of the policy's spill
+ * folder, mapped read-only (policy "memory": "file", or "auto" for a model larger than the
+ * memory the process may use), 0 in memory. */
+MG_API int mg_model_file_backed(const mg_model *model);
 
 /* A verified file of a model. All pointers live until mg_model_close(). */
 typedef struct mg_file_info {

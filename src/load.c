@@ -29,6 +29,7 @@
 #include "oms.h"
 #include "policy.h"
 #include "shard.h"
+#include "spill.h"
 #include "sandbox.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -197,6 +198,7 @@ typedef struct loader {
     _Atomic uint64_t done_bytes;
     uint64_t total_bytes;
     bool prefault; /* fewer files than cores: spare cores back the memory ahead of readers */
+    int spilldir;  /* >= 0: the files go to spill files in this folder (spill.h) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t finished_workers;
@@ -342,7 +344,15 @@ static void run_job(loader *L, job *j)
     } else {
         int fd;
         s = open_model_file(L, pin->path, &fd, err);
-        if (s == MG_OK && pin->shard_count > 0) {
+        if (s == MG_OK && L->spilldir >= 0) {
+            bool sharded = pin->shard_count > 0; /* its shards are checked from the mapping */
+            s = mg_spill_read_hashed(L->spilldir, fd, pin->has_size ? pin->size : UINT64_MAX,
+                                     !sharded, pin->alg, &f->region, f->digest, &L->done_bytes,
+                                     err);
+            close(fd);
+            if (s == MG_OK && sharded)
+                s = mg_shard_check_memory(&f->region, pin, f->digest, err);
+        } else if (s == MG_OK && pin->shard_count > 0) {
             s = mg_shard_read(fd, pin, L->shard_threads, &f->region, f->digest, &L->done_bytes,
                               err);
             close(fd);
@@ -459,6 +469,56 @@ static mg_status read_all(loader *L, mg_model *m, const mg_load_options *opts, m
     if (atomic_load(&L->failed))
         return mg_fail(err, MG_E_LIMIT, "internal error: a worker failed without a report");
     return MG_OK;
+}
+
+/* "memory" (spill.h): whether this load keeps its files in spill files rather than memory.
+ * "auto" weighs the model's size (pinned, else as the files are now) against the memory
+ * the process may use; without a spill folder everything stays in memory. */
+static mg_status choose_memory(loader *L, mg_model *m, mg_error *err)
+{
+    mg_memory_mode mode = mg_policy_memory(L->pol, L->entry);
+    const char *dir = mg_policy_spill_dir(L->pol);
+    if (mode == MG_MEMORY_RAM || dir == NULL || L->entry->remote)
+        return MG_OK;
+    uint64_t total = 0;
+    for (size_t i = 0; i < L->expected_count; i++) {
+        uint64_t size = L->expected[i].size;
+        if (!L->expected[i].has_size) {
+            int fd;
+            mg_error ignored;
+            struct stat st;
+            size = 0; /* (a file that cannot be opened fails when it is read) */
+            if (open_model_file(L, L->expected[i].path, &fd, &ignored) == MG_OK) {
+                if (fstat(fd, &st) == 0 && st.st_size > 0)
+                    size = (uint64_t)st.st_size;
+                close(fd);
+            }
+        }
+        if (__builtin_add_overflow(total, size, &total))
+            total = UINT64_MAX;
+    }
+    mg_memory_room room;
+    mg_memory_room_read("/proc", "/sys/fs/cgroup", &room);
+    if (mode == MG_MEMORY_AUTO && !mg_spill_wanted(total, L->pol->parser_memory, &room))
+        return MG_OK;
+    if (total > room.address_space)
+        return mg_fail(err, MG_E_LIMIT, "the model's %llu bytes do not fit in the address space "
+                       "this process may still map (RLIMIT_AS leaves %llu bytes; a file-backed "
+                       "load counts against it too)", (unsigned long long)total,
+                       (unsigned long long)room.address_space);
+    mg_error why;
+    mg_error_clear(&why);
+    mg_status s = mg_spill_open_dir(dir, L->pol->spill_dir != NULL ? "spill_dir"
+                                         : "cache_dir (the folder of spill files)",
+                                    &L->spilldir, &why);
+    if (s == MG_OK)
+        m->file_backed = true;
+    else if (mode == MG_MEMORY_AUTO) /* say why a spill file was wanted at all */
+        s = mg_fail(err, s, "the model's %llu bytes need spill files (memory \"auto\"), but %s",
+                    (unsigned long long)total, why.message);
+    else
+        s = mg_fail(err, s, "%s", why.message);
+    return s;
 }
 
 /* The directory must hold exactly the expected files (besides the manifest's own files). */
@@ -988,6 +1048,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     L.mode = mode;
     L.dirfd = -1;
     L.blobsfd = -1;
+    L.spilldir = -1;
     pthread_mutex_init(&L.lock, NULL);
     pthread_cond_init(&L.cond, NULL);
     mg_pinned_file *sorted = NULL;
@@ -1050,6 +1111,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
      * exactly the expected files are fetched, and nothing else of it is ever used. */
     if (s == MG_OK && !single_file(entry) && !entry->remote)
         s = L.have_oms ? mg_oms_check_file_set(&L.oms, L.dirfd, err) : check_file_set(&L, err);
+    if (s == MG_OK && mode == MODE_LOAD)
+        s = choose_memory(&L, m, err);
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
@@ -1082,6 +1145,8 @@ done:
         close(L.dirfd);
     if (L.blobsfd >= 0)
         close(L.blobsfd);
+    if (L.spilldir >= 0)
+        close(L.spilldir);
     free(L.jobs);
     if (entry->kind == MG_MODEL_OCI && sorted != NULL) {
         for (size_t i = 0; i < L.expected_count; i++)

@@ -73,6 +73,11 @@ int mg_model_parse_confined(const mg_model *model)
     return model->parse_confined;
 }
 
+int mg_model_file_backed(const mg_model *model)
+{
+    return model->file_backed ? 1 : 0;
+}
+
 size_t mg_model_file_count(const mg_model *model)
 {
     return model->file_count;

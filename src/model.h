@@ -28,6 +28,7 @@ struct mg_model {
     mg_tensor *tensors;
     size_t tensor_count;
     int parse_confined; /* see mg_model_parse_confined */
+    bool file_backed;   /* see mg_model_file_backed */
 };
 
 /* Build the public tensor views from every file's parse result (ranges re-checked). */

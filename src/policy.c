@@ -16,6 +16,7 @@
 #include "oms.h"
 #include "hub.h"
 #include "source.h"
+#include "spill.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
 #include "util/json.h"
@@ -240,6 +241,15 @@ static void check_side_files(problems *pr, const mg_policy *pol)
         check_audit_log(pr, pol->audit_log);
     if (pol->ca_file != NULL)
         check_ca_file(pr, pol->ca_file);
+    if (pol->spill_dir != NULL) { /* (the cache_dir standing in is checked at each load) */
+        int fd;
+        mg_error e;
+        mg_error_clear(&e);
+        if (mg_spill_open_dir(pol->spill_dir, "spill_dir", &fd, &e) != MG_OK)
+            problem(pr, "$.spill_dir", "%s", e.message);
+        else
+            close(fd);
+    }
 }
 
 /* ---- parsing ------------------------------------------------------------------------ */
@@ -765,6 +775,33 @@ static mg_sandbox_mode parse_sandbox(problems *pr, const char *path, const json_
     return MG_SANDBOX_DEFAULT;
 }
 
+/* "memory": "auto" | "ram" | "file" (absent: MG_MEMORY_DEFAULT). */
+static mg_memory_mode parse_memory(problems *pr, const char *path, const json_t *v)
+{
+    if (v == NULL)
+        return MG_MEMORY_DEFAULT;
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    if (strcmp(s, "auto") == 0)
+        return MG_MEMORY_AUTO;
+    if (strcmp(s, "ram") == 0)
+        return MG_MEMORY_RAM;
+    if (strcmp(s, "file") == 0)
+        return MG_MEMORY_FILE;
+    problem(pr, path, "must be \"auto\", \"ram\" or \"file\"");
+    return MG_MEMORY_DEFAULT;
+}
+
+mg_memory_mode mg_policy_memory(const mg_policy *pol, const mg_policy_model *m)
+{
+    mg_memory_mode s = m->memory != MG_MEMORY_DEFAULT ? m->memory : pol->memory;
+    return s == MG_MEMORY_DEFAULT ? MG_MEMORY_AUTO : s;
+}
+
+const char *mg_policy_spill_dir(const mg_policy *pol)
+{
+    return pol->spill_dir != NULL ? pol->spill_dir : pol->cache_dir;
+}
+
 bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m)
 {
     mg_sandbox_mode s = m->sandbox != MG_SANDBOX_DEFAULT ? m->sandbox : pol->sandbox;
@@ -821,7 +858,7 @@ static void parse_model(problems *pr, mg_policy *pol, seen_sets *seen, size_t in
     }
     static const char *const allowed[] = {"name", "source", "sha256", "sha512", "size",
                                           "files", "manifest", "redirects", "oms", "ignore",
-                                          "sandbox", NULL};
+                                          "sandbox", "memory", NULL};
     check_keys_only(pr, path, v, allowed);
     mg_policy_model *m = &pol->models[pol->model_count];
     memset(m, 0, sizeof *m);
@@ -963,6 +1000,10 @@ static void parse_model(problems *pr, mg_policy *pol, seen_sets *seen, size_t in
     }
     snprintf(sub, sizeof sub, "%.300s.sandbox", path);
     m->sandbox = parse_sandbox(pr, sub, json_object_get(v, "sandbox"));
+    snprintf(sub, sizeof sub, "%.300s.memory", path);
+    m->memory = parse_memory(pr, sub, json_object_get(v, "memory"));
+    if (m->memory == MG_MEMORY_FILE && m->source != NULL && m->remote)
+        problem(pr, sub, "\"file\" is for local models (downloads are held in memory)");
     json_t *ignore = json_object_get(v, "ignore");
     if (ignore != NULL) {
         snprintf(sub, sizeof sub, "%.300s.ignore", path);
@@ -1014,6 +1055,7 @@ void mg_policy_close(mg_policy *pol)
     free(pol->audit_log);
     free(pol->state_dir);
     free(pol->cache_dir);
+    free(pol->spill_dir);
     free(pol->ca_file);
     free(pol->credentials_file);
     for (size_t i = 0; i < pol->cred_count; i++) {
@@ -1207,9 +1249,10 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
     }
     static const char *const allowed[] = {"modelgate_policy", "keys", "audit_log", "state_dir",
                                           "cache_dir", "ca_file", "credentials", "models",
-                                          "sandbox", "limits", NULL};
+                                          "sandbox", "limits", "spill_dir", "memory", NULL};
     check_keys_only(pr, "$", root, allowed);
     pol->sandbox = parse_sandbox(pr, "$.sandbox", json_object_get(root, "sandbox"));
+    pol->memory = parse_memory(pr, "$.memory", json_object_get(root, "memory"));
     parse_limits(pr, pol, json_object_get(root, "limits"));
     json_t *ver = json_object_get(root, "modelgate_policy");
     if (ver == NULL)
@@ -1218,9 +1261,9 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
         problem(pr, "$.modelgate_policy", "must be 1");
 
     static const char *const path_keys[] = {"audit_log", "state_dir", "cache_dir", "ca_file",
-                                            "credentials"};
+                                            "credentials", "spill_dir"};
     char **path_dst[] = {&pol->audit_log, &pol->state_dir, &pol->cache_dir, &pol->ca_file,
-                         &pol->credentials_file};
+                         &pol->credentials_file, &pol->spill_dir};
     for (size_t i = 0; i < sizeof path_keys / sizeof path_keys[0]; i++) {
         json_t *v = json_object_get(root, path_keys[i]);
         if (v == NULL)
@@ -1259,6 +1302,14 @@ static void parse_policy(problems *pr, mg_policy *pol, const uint8_t *data, size
             json_decref(seen.names);
             json_decref(seen.sources);
         }
+    }
+    if (mg_policy_spill_dir(pol) == NULL) {
+        bool file = pol->memory == MG_MEMORY_FILE;
+        for (size_t i = 0; i < pol->model_count; i++)
+            file = file || pol->models[i].memory == MG_MEMORY_FILE;
+        if (file)
+            problem(pr, "$.memory", "\"file\" needs a folder for the spill files: spill_dir "
+                    "or cache_dir");
     }
     json_decref(root);
 }

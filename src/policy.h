@@ -50,6 +50,14 @@ typedef enum mg_sandbox_mode {
     MG_SANDBOX_OFF
 } mg_sandbox_mode;
 
+/* "memory": where a load keeps the verified bytes (spill.h). */
+typedef enum mg_memory_mode {
+    MG_MEMORY_DEFAULT = 0, /* not set: a model takes the policy's, the policy "auto" */
+    MG_MEMORY_AUTO,
+    MG_MEMORY_RAM,
+    MG_MEMORY_FILE
+} mg_memory_mode;
+
 typedef struct mg_policy_model {
     char *name;
     char *source;    /* canonical: absolute normalised path, or normalised URL */
@@ -65,6 +73,7 @@ typedef struct mg_policy_model {
     struct mg_oci_ref *oci; /* OCI: the parsed reference (oci.h) */
     struct mg_oms_policy *oms; /* OMS: bundle and trust anchor (oms.h) */
     mg_sandbox_mode sandbox;
+    mg_memory_mode memory;
     char **ignore;       /* directory models: patterns of files never read (see hub.h) */
     size_t ignore_count;
     bool hub_snapshot;   /* a Hugging Face hub cache snapshot folder (see hub.h) */
@@ -99,6 +108,8 @@ struct mg_policy {
     mg_credential *creds;
     size_t cred_count;
     mg_sandbox_mode sandbox;
+    mg_memory_mode memory;
+    char *spill_dir; /* NULL: cache_dir serves */
     uint64_t parser_memory; /* limits.parser_memory: bytes parsers may make per load */
 };
 
@@ -108,6 +119,12 @@ const mg_credential *mg_policy_credential(const mg_policy *pol, const char *host
 /* Whether `m`'s files are parsed in the confined child (its own "sandbox", else the
  * policy's, else required). */
 bool mg_policy_sandbox_required(const mg_policy *pol, const mg_policy_model *m);
+
+/* `m`'s memory mode (its own "memory", else the policy's, else MG_MEMORY_AUTO). */
+mg_memory_mode mg_policy_memory(const mg_policy *pol, const mg_policy_model *m);
+
+/* The folder of spill files: spill_dir, else cache_dir, else NULL (no file-backed loads). */
+const char *mg_policy_spill_dir(const mg_policy *pol);
 
 /* The entry `source` names (a model name, or an exact source after normalisation), or NULL
  * with MG_E_UNTRUSTED. */

@@ -55,7 +55,7 @@ class RealFiles(mgtest.TestCase):
                 self.ws.write_policy()
                 r, doc = self.ws.inspect_json("m")
                 self.assertExit(r, OK)
-                self.assertEqual(set(doc), {"ok", "model", "source", "parsing", "files", "tensors"})
+                self.assertEqual(set(doc), {"ok", "model", "source", "parsing", "memory", "files", "tensors"})
                 self.assertIs(doc["ok"], True)
                 self.assertEqual(doc["model"], "m")
                 self.assertEqual(doc["files"], [{"path": name, "format": "safetensors",

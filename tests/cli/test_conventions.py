@@ -107,7 +107,7 @@ class JsonAndQuiet(mgtest.TestCase):
             "verify": (["verify", "--json", "-p", self.ws.policy_path, "tiny"],
                        {"ok", "model", "source", "files", "tensors"}),
             "inspect": (["inspect", "--json", "-p", self.ws.policy_path, "tiny"],
-                        {"ok", "model", "source", "parsing", "files", "tensors"}),
+                        {"ok", "model", "source", "parsing", "memory", "files", "tensors"}),
             "fetch": (["fetch", "--json", "-p", self.ws.policy_path, "tiny"],
                       {"ok", "model", "source", "files"}),
             "policy check": (["policy", "check", "--json", "-p", self.ws.policy_path],

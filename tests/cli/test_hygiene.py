@@ -56,8 +56,8 @@ class Hygiene(mgtest.TestCase):
         self.assertExit(r, OK)
         text = self.assertClean(r.stdout, "inspect")
         # One header line, one file line, one tensor count line, one line per tensor.
-        # header, "parsing: ...", the file line, "N tensors:", one line per tensor
-        self.assertEqual(len(text.splitlines()), 4 + len(NAMES), text)
+        # header, "parsing: ...", "memory: ...", the file line, "N tensors:", one line per tensor
+        self.assertEqual(len(text.splitlines()), 5 + len(NAMES), text)
         self.assertEqual(sum(1 for line in text.splitlines() if line.startswith("loaded ")), 1, text)
         self.assertIn("w\\x1b]0;pwned\\x07\\x1b[2K\\rloaded evil (/x): 1 file verified\\n  fake", text)
         self.assertIn("rtl\\u202egnp.exe", text)

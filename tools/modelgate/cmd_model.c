@@ -140,9 +140,12 @@ static int run_model_command(int argc, char **argv, bool load)
         json_object_set_new(doc, "ok", json_true());
         json_object_set_new(doc, "model", json_string(mg_model_name(m)));
         json_object_set_new(doc, "source", mg_cli_json_text(mg_model_source(m)));
-        if (load)
+        if (load) {
             json_object_set_new(doc, "parsing", json_string(mg_model_parse_confined(m) == 1
                                                                 ? "confined" : "unconfined"));
+            json_object_set_new(doc, "memory", json_string(mg_model_file_backed(m) ? "file"
+                                                                                   : "ram"));
+        }
         json_object_set_new(doc, "files", files_json(m));
         json_object_set_new(doc, "tensors", load ? tensors_json(m) : json_array());
         rc = mg_cli_print_json(doc);
@@ -155,6 +158,9 @@ static int run_model_command(int argc, char **argv, bool load)
             printf("parsing: %s\n", mg_model_parse_confined(m) == 1
                                         ? "confined (child process, seccomp)"
                                         : "unconfined (in this process: policy \"sandbox\": \"off\")");
+        if (load)
+            printf("memory: %s\n", mg_model_file_backed(m) ? "file (unnamed spill files, read-only)"
+                                                            : "ram");
         print_files_text(m);
         if (load) {
             print_checkpoints(m);
