@@ -22,6 +22,8 @@ packages=(
   mandoc groff-base
   # the confined parser (seccomp filter) and its test (strace -f)
   libseccomp-dev strace
+  # spill files cloned with FICLONE: a btrfs image on a loop device (tests/cli/test_spill.py)
+  btrfs-progs
 )
 missing=()
 for p in "${packages[@]}"; do
