@@ -559,7 +559,7 @@ static mg_status setup_handle(CURL *h, const mg_fetch_config *cfg, transfer *t, 
     SETOPT(h, CURLOPT_USERAGENT, "modelgate/0.1");
     /* libcurl 7.88 honours this only for an announced Content-Length (trust.md §4);
      * on_body enforces the cap on every byte. 0 would mean "no limit", so it is skipped. */
-    if (t->cap > 0 && t->cap <= (uint64_t)INT64_MAX)
+    if (!t->ranged && t->cap > 0 && t->cap <= (uint64_t)INT64_MAX) /* a range: start_body */
         SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->cap);
     SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(h, CURLOPT_WRITEDATA, t);

@@ -784,7 +784,8 @@ static mg_status remote_fetch(const mg_fetch_config *cfg, const char *url,
                 }
             }
             hasher_free(&h);
-            if (s != MG_E_INTEGRITY || name[0] == '\0')
+            /* Only a digest that does not match (not a broken transfer) condemns the bytes. */
+            if (s != MG_E_INTEGRITY || name[0] == '\0' || err->algorithm[0] == '\0')
                 break;
             /* What was there (partly or wholly from an earlier run) is not the pinned file:
              * it is dropped; a resumed file gets one clean download from the start. */
@@ -797,8 +798,13 @@ static mg_status remote_fetch(const mg_fetch_config *cfg, const char *url,
             s = MG_OK;
         }
     }
-    if (s == MG_E_INTEGRITY && name[0] != '\0') {
-        mg_cache_partial_remove(cache, name);
+    if (s != MG_OK && name[0] != '\0') {
+        /* A partial file is kept for the next fetch to continue, unless its bytes failed the
+         * digest or nothing arrived. */
+        struct stat st;
+        bool empty = fstat(fd, &st) == 0 && st.st_size == 0;
+        if (empty || (s == MG_E_INTEGRITY && err->algorithm[0] != '\0'))
+            mg_cache_partial_remove(cache, name);
     }
     if (s != MG_OK) {
         close(fd);
