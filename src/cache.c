@@ -582,6 +582,10 @@ mg_status mg_cache_publish_fd(mg_cache_session *s, int fd, uint64_t len, const u
     mg_status st = cache_path(s->dir, hex, out_path, out_cap, err);
     if (st != MG_OK)
         return st;
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && fstatat(s->sub_fd, hex, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return MG_OK; /* the cached entry itself (a remote file found in the cache) */
     if (fchmod(fd, MG_CACHE_FILE_MODE) != 0)
         return mg_fail(err, MG_E_IO, "cannot set the cache file's mode: %s", strerror(errno));
     if (fsync(fd) != 0)
@@ -589,11 +593,7 @@ mg_status mg_cache_publish_fd(mg_cache_session *s, int fd, uint64_t len, const u
     if (link_tmpfile(fd, s->sub_fd, hex) != 0) {
         if (errno != EEXIST)
             return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
-        struct stat a, b;
-        bool itself = fstat(fd, &a) == 0 &&
-                      fstatat(s->sub_fd, hex, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
-                      a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-        if (!itself && !same_content_fd(s->sub_fd, hex, fd, len)) {
+        if (!same_content_fd(s->sub_fd, hex, fd, len)) {
             st = replace_with_tmpfile(fd, s->sub_fd, hex, NULL, fd, (size_t)len, err);
             if (st != MG_OK)
                 return st;

@@ -219,6 +219,12 @@ class Remote(mgtest.TestCase):
         for a, b in zip(spans, spans[1:]):
             self.assertEqual(a[1] + 1, b[0], spans)
         self.assertEqual(self.partials(), [])
+        # fetched again: found in the cache, hashed there, nothing asked of the server
+        before = SERVER.counts()["requests"]
+        r = self.ws.run("fetch", "big")
+        self.assertExit(r, OK)
+        self.assertEqual(r.stdout.decode().splitlines(), [path])
+        self.assertEqual(SERVER.counts()["requests"], before)
 
     def test_load_over_ranges(self):
         data = self.pin("big", "range", "big.safetensors")
