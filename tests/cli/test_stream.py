@@ -9,6 +9,7 @@ on 127.0.0.1 (its /range/, /norange/, /lierange/ and /flaky/ routes).
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -61,18 +62,27 @@ def openssl_sha256(path):
 
 
 class HugeLocal(mgtest.TestCase):
-    """A sparse safetensors file of HUGE bytes: a header, a few written bytes, holes."""
+    """A sparse safetensors file of HUGE bytes: a header, a few written bytes, holes (made and
+    hashed once for the class)."""
 
-    def setUp(self):
-        super().setUp()
-        self.big = self.ws.path("huge.safetensors")
-        with open(self.big, "wb") as f:
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mgstream.")
+        cls.big = os.path.join(cls.dir, "huge.safetensors")
+        with open(cls.big, "wb") as f:
             f.write(safetensors_head(HUGE))
             for off in (HUGE // 3, HUGE // 2, HUGE - 1):
                 f.seek(off)
                 f.write(b"\x5a")
             f.truncate(HUGE)
-        self.digest = openssl_sha256(self.big)
+        cls.digest = openssl_sha256(cls.big)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def setUp(self):
+        super().setUp()
         self.cache = self.ws.path("cache")
         self.ws.models.append({"name": "huge", "source": self.big, "sha256": self.digest,
                                "size": HUGE})
@@ -111,7 +121,12 @@ class HugeLocal(mgtest.TestCase):
         with open(self.big, "r+b") as f:
             f.seek(HUGE // 2 + 1)
             f.write(b"\x01")
-        r = self.ws.run("fetch", "huge")
+        try:
+            r = self.ws.run("fetch", "huge")
+        finally:
+            with open(self.big, "r+b") as f:
+                f.seek(HUGE // 2 + 1)
+                f.write(b"\x00")
         self.assertExit(r, INTEGRITY)
         self.assertIn("sha256 mismatch", r.stderr)
         self.assertFalse(os.path.exists(self.cache), "a refused fetch left the cache behind")
@@ -330,6 +345,53 @@ class Remote(mgtest.TestCase):
         self.assertEqual(self.published(), [name])
         self.assertEqual(self.partials(), [])
         with open(os.path.join(self.cache, "sha256", name), "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_sharded_manifest_file_resumes_and_is_checked_per_shard(self):
+        # a signed manifest with sha256_shards (1 MiB) for a 12 MiB file: its partial file is
+        # named by the shard root, and a resumed file is hashed shard by shard
+        key = self.ws.path("release")
+        self.assertExit(mgtest.run_bin("keygen", "-t", "ed25519", "-o", key), OK)
+        rel = "sharded-%d" % os.getpid()
+        d = os.path.join(SERVER.root, rel)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        data = os.urandom(RESUMABLE)
+        with open(os.path.join(d, "w.bin"), "wb") as f:
+            f.write(data)
+        self.assertExit(mgtest.run_bin("sign", "-k", key + ".key", "-n", "sh", "--shard-size",
+                                       str(MiB), d), OK)
+        self.ws.extra["keys"] = {"release": {"public_key": key + ".pub"}}
+        self.ws.models.append({"name": "sh", "source": SERVER.url("/flaky/%s/" % rel),
+                               "manifest": {"keys": ["release"]}})
+        self.ws.write_policy()
+        drop = os.path.join(d, "w.bin.drop")
+        with open(drop, "w") as f:
+            f.write(str(DROP_AFTER))
+        try:
+            r = self.ws.run("fetch", "sh")
+        finally:
+            os.unlink(drop)
+        self.assertNotEqual(r.returncode, OK)
+        parts = self.partials()
+        self.assertEqual(len(parts), 1)
+        self.assertTrue(parts[0].startswith("shards-"), parts)
+        part = os.path.join(self.cache, "partial", parts[0])
+        have = os.path.getsize(part)
+        self.assertGreater(have, MiB + 10)
+        with open(part, "r+b") as f:  # shard 1 changed: found when the whole file is hashed
+            f.seek(MiB + 7)
+            b = f.read(1)
+            f.seek(MiB + 7)
+            f.write(bytes([b[0] ^ 1]))
+        before = len(SERVER.counts()["ranges"])
+        r = self.ws.run("fetch", "sh")
+        self.assertExit(r, OK)
+        self.assertEqual(self.ranges_since(before, "flaky", rel + "/w.bin"),
+                         ["bytes=%d-%d" % (have, RESUMABLE - 1)])
+        self.assertIn(hashlib.sha256(data).hexdigest(), self.published())
+        self.assertEqual(self.partials(), [])
+        with open(os.path.join(self.cache, "sha256", hashlib.sha256(data).hexdigest()), "rb") as f:
             self.assertEqual(f.read(), data)
 
     def test_partial_of_other_bytes_never_published(self):
