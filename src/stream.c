@@ -518,12 +518,12 @@ typedef struct range_job {
     uint64_t total;
     uint64_t start;
     uint64_t len;
-    int copy_fd;        /* into this file, or */
-    uint8_t *mem;       /* into this memory */
+    uint8_t *mem;       /* into this memory, or */
     _Atomic uint64_t *done;
     uint64_t received;  /* contiguous bytes from `start` */
-    mg_status status;
     mg_error err;
+    int copy_fd;        /* into this file */
+    mg_status status;
 } range_job;
 
 static mg_status range_write(void *ctx, uint64_t off, const uint8_t *p, size_t n, mg_error *err)
