@@ -166,7 +166,52 @@ def spill_case(one, repeat):
     return lines
 
 
+# verify and fetch of a model larger than the memory the process may use (issue 17, point 6):
+# a sparse file (a header, a few written bytes, holes) of BENCH_HUGE_BYTES, under an address
+# space limit of BENCH_HUGE_LIMIT.
+HUGE_BYTES = int(os.environ.get("BENCH_HUGE_BYTES", str(6 << 30)))
+HUGE_LIMIT = int(os.environ.get("BENCH_HUGE_LIMIT", str(1 << 30)))
+
+
+def huge_section():
+    path = os.path.join(WORK, "huge.bin")
+    if not os.path.exists(path) or os.path.getsize(path) != HUGE_BYTES:
+        with open(path, "wb") as f:
+            f.write(b"modelgate bench: a sparse file larger than the memory limit\n")
+            for off in (HUGE_BYTES // 3, HUGE_BYTES // 2, HUGE_BYTES - 1):
+                f.seek(off)
+                f.write(b"\x5a")
+            f.truncate(HUGE_BYTES)
+    cache = os.path.join(WORK, "huge-cache")
+    pol = policy([{"name": "huge", "source": path, "sha256": digest(path), "size": HUGE_BYTES}],
+                 "policy-huge.json", cache_dir=cache)
+    limit = ["prlimit", "--as=%d" % HUGE_LIMIT]
+    cmds = [
+        ("modelgate verify (streamed)", limit + [MG, "verify", "-q", "-p", pol, "huge"]),
+        # each run publishes anew: the cache is emptied first (in the same process, by exec)
+        ("modelgate fetch (streamed into the cache)",
+         limit + ["/bin/sh", "-c", 'rm -rf "$1" && exec "$2" fetch -q -p "$3" huge', "sh", cache,
+                  MG, pol]),
+        ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", path]),
+        ("sha256sum", ["sha256sum", path]),
+    ]
+    lines = ["## verify and fetch of a model larger than the memory limit\n",
+             "A sparse file of %.1f GiB (holes read as zeros: this measures hashing, not the disk), "
+             "modelgate run under an address-space limit (`prlimit --as`) of %.0f MiB.\n" % (
+                 HUGE_BYTES / (1 << 30), HUGE_LIMIT / (1 << 20)),
+             "| command | median s | ratio to openssl | peak RSS MiB |", "|---|---:|---:|---:|"]
+    results = [(label, *measure(cmd)) for label, cmd in cmds]
+    base = [r for r in results if r[0].startswith("openssl")][0][1]
+    for label, t, rss in results:
+        lines.append("| %s | %.3f | %.2f | %.0f |" % (label, t, t / base, rss / 1048576))
+    lines.append("")
+    return lines
+
+
 def main():
+    if os.environ.get("BENCH_ONLY") == "huge":  # just this section, e.g. on a small size
+        print("\n".join(huge_section()))
+        return
     one = os.path.join(WORK, "one.safetensors")
     four_dir = os.path.join(WORK, "four")
     four = sorted(os.path.join(four_dir, f) for f in os.listdir(four_dir))
@@ -247,6 +292,7 @@ def main():
             size / 1048576, (results[0][2] - size) / 1048576,
             (results[0][1] - results[1][1]) * 1000, (results[0][1] / results[1][1] - 1) * 100))
     lines += spill_case(one, REPEAT)
+    lines += huge_section()
     text = "\n".join(lines) + "\n"
     print(text)
     with open(OUT, "w") as f:

@@ -216,18 +216,24 @@ MG_API MG_NODISCARD mg_status mg_model_load(const mg_policy *policy, const char 
 
 /*
  * Verify a model's files without parsing them: the same checks as mg_model_load up to and
- * including the digests. The returned model has files (with their detected format) and no
- * tensors. Audited as event "verify".
+ * including the digests. Every file is hashed through a bounded window (a few hundred KiB per
+ * hashing thread), never held whole: memory does not grow with the model's size. The
+ * returned model has files (path, size, digest, and the format told from each file's first
+ * 64 KiB and its name) but no bytes (mg_file_info.data is NULL, mg_model_asset gives
+ * MG_E_USAGE) and no tensors. Audited as event "verify".
  */
 MG_API MG_NODISCARD mg_status mg_model_verify(const mg_policy *policy, const char *source,
                                        const mg_load_options *opts, mg_model **out, mg_error *err);
 
 /*
- * Verify a model exactly as mg_model_verify does (remote files are downloaded over HTTPS into
- * memory and hashed as they arrive) and then publish every verified file to the policy's
- * cache_dir as cache_dir/sha256/<hex of its SHA-256> (written to an unnamed temporary file,
- * then linked: a failure leaves nothing behind). Audited as event "fetch". The cache is a
- * speed-up, never a trust anchor: later loads re-hash what they read from it.
+ * Verify a model exactly as mg_model_verify does, in the same bounded memory, and publish
+ * every verified file to the policy's cache_dir as cache_dir/sha256/<hex of its SHA-256>:
+ * each file (downloaded over HTTPS, or copied from a local model) streams into an unnamed
+ * temporary file in the cache, linked to its name only after every file of the model matched.
+ * A large remote file may come over parallel range requests, and a large download that broke
+ * is resumed by the next fetch from a private partial file (docs/https.md); neither is trusted
+ * before the whole file's digest matched. Audited as event "fetch". The cache is a speed-up,
+ * never a trust anchor: later loads re-hash what they read from it.
  */
 MG_API MG_NODISCARD mg_status mg_model_fetch(const mg_policy *policy, const char *source,
                                       const mg_load_options *opts, mg_model **out, mg_error *err);
@@ -254,7 +260,9 @@ typedef struct mg_file_info {
     uint64_t size;
     const char *algorithm; /* "sha256" or "sha512": the digest that was verified */
     const char *digest;    /* lower-case hex of that digest */
-    const void *data;      /* the verified bytes, read-only (never NULL, also when empty) */
+    const void *data;      /* the verified bytes, read-only (never NULL, also when empty),
+                              after mg_model_load; NULL after mg_model_verify and
+                              mg_model_fetch, which keep no bytes */
     const char *metadata_json; /* format metadata as compact JSON (GGUF key/values, MXNet
                                   graph summary), or NULL; a string may hold a NUL, written
                                   \u0000 (jansson: parse with JSON_ALLOW_NUL) */
@@ -273,7 +281,8 @@ MG_API const mg_tensor *mg_model_find_tensor(const mg_model *model, const char *
 /*
  * The verified bytes of a file of the model by its path inside the model (any file, though
  * it is meant for non-weight assets such as config.json or tokenizer.json, which the
- * application must read from here and not from disk). MG_E_USAGE if there is no such file.
+ * application must read from here and not from disk). MG_E_USAGE if there is no such file,
+ * or if the model comes from mg_model_verify or mg_model_fetch (they keep no bytes).
  */
 MG_API MG_NODISCARD mg_status mg_model_asset(const mg_model *model, const char *path, const void **data,
                                       size_t *len, mg_error *err);

@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "digest.h"
@@ -120,7 +122,10 @@ static mg_status write_all(int fd, const uint8_t *data, size_t len, mg_error *er
     return MG_OK;
 }
 
-/* Does the file `name` in `dir_fd` hold exactly these bytes (a regular file, no symlink)? */
+static bool same_content_fd(int dir_fd, const char *name, int src_fd, uint64_t len);
+
+/* Does the file `name` in `dir_fd` hold exactly these bytes (a regular file, no symlink)?
+ * With `data` NULL the bytes are those of the file `src_fd` instead. */
 static bool same_content(int dir_fd, const char *name, const uint8_t *data, size_t len)
 {
     int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -196,7 +201,8 @@ static void remove_old_temps(int dir_fd, const char *name)
  * is kept when it holds these very bytes.
  */
 static mg_status replace_with_tmpfile(int tmp_fd, int dir_fd, const char *name,
-                                      const uint8_t *data, size_t len, mg_error *err)
+                                      const uint8_t *data, int src_fd, size_t len,
+                                      mg_error *err)
 {
     remove_old_temps(dir_fd, name);
     for (unsigned i = 0; i < MG_CACHE_TEMP_TRIES; i++) {
@@ -207,7 +213,8 @@ static mg_status replace_with_tmpfile(int tmp_fd, int dir_fd, const char *name,
             return MG_OK;
         if (errno != EEXIST)
             return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
-        if (same_content(dir_fd, name, data, len))
+        if (data != NULL ? same_content(dir_fd, name, data, len)
+                         : same_content_fd(dir_fd, name, src_fd, len))
             return MG_OK;
     }
     return mg_fail(err, MG_E_IO, "cannot replace the cache file: it keeps changing");
@@ -316,7 +323,7 @@ mg_status mg_cache_publish(const char *cache_dir, const uint8_t *data, size_t le
         }
         /* Already cached: keep it when it holds these very bytes, else replace it. */
         if (!same_content(sub_fd, hex, data, len)) {
-            st = replace_with_tmpfile(tmp_fd, sub_fd, hex, data, len, err);
+            st = replace_with_tmpfile(tmp_fd, sub_fd, hex, data, -1, len, err);
             if (st != MG_OK)
                 goto done;
         }
@@ -388,5 +395,213 @@ mg_status mg_cache_lookup(const char *cache_dir, const uint8_t sha256[32], int *
         return mg_fail(err, MG_E_IO, "cannot use cached file %.64s: %s", hex, strerror(errno));
     }
     *fd_out = fd;
+    return MG_OK;
+}
+
+/* ---- streamed fetches ----------------------------------------------------------------- */
+
+static bool same_content_fd(int dir_fd, const char *name, int src_fd, uint64_t len)
+{
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len;
+    uint8_t *a = same ? malloc(MG_CACHE_COMPARE_CHUNK) : NULL;
+    uint8_t *b = a != NULL ? malloc(MG_CACHE_COMPARE_CHUNK) : NULL;
+    if (b == NULL)
+        same = false;
+    uint64_t pos = 0;
+    while (same && pos < len) {
+        size_t want = len - pos < MG_CACHE_COMPARE_CHUNK ? (size_t)(len - pos)
+                                                         : MG_CACHE_COMPARE_CHUNK;
+        ssize_t n = pread(fd, a, want, (off_t)pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        ssize_t m = n > 0 ? pread(src_fd, b, (size_t)n, (off_t)pos) : -1;
+        if (n <= 0 || m != n || memcmp(a, b, (size_t)n) != 0)
+            same = false;
+        else
+            pos += (uint64_t)n;
+    }
+    free(a);
+    free(b);
+    close(fd);
+    return same;
+}
+
+struct mg_cache_session {
+    char *dir;
+    int cache_fd;
+    int sub_fd;
+    int partial_fd; /* opened on first use, under `lock` */
+    bool partial_made;
+    created_dirs made;
+    pthread_mutex_t lock;
+};
+
+mg_status mg_cache_begin(const char *cache_dir, mg_cache_session **out, mg_error *err)
+{
+    *out = NULL;
+    mg_status st = check_cache_dir(cache_dir, err);
+    if (st != MG_OK)
+        return st;
+    mg_cache_session *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    s->cache_fd = s->sub_fd = s->partial_fd = -1;
+    s->made.parent_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->dir = mg_strdup(cache_dir);
+    if (s->dir == NULL) {
+        mg_cache_end(s, false);
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    s->cache_fd = open_dir_nofollow(cache_dir, true, &s->made);
+    if (s->cache_fd < 0) {
+        st = mg_fail(err, MG_E_IO, "cannot open cache_dir %.200s: %s", cache_dir,
+                     strerror(errno));
+        mg_cache_end(s, false);
+        return st;
+    }
+    if (mkdirat(s->cache_fd, MG_CACHE_SUBDIR, MG_CACHE_DIR_MODE) == 0) {
+        s->made.sub = true;
+    } else if (errno != EEXIST) {
+        st = mg_fail(err, MG_E_IO, "cannot create %.200s/" MG_CACHE_SUBDIR ": %s", cache_dir,
+                     strerror(errno));
+        mg_cache_end(s, false);
+        return st;
+    }
+    s->sub_fd = openat(s->cache_fd, MG_CACHE_SUBDIR,
+                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (s->sub_fd < 0 || (s->made.sub && fchmod(s->sub_fd, MG_CACHE_DIR_MODE) != 0)) {
+        st = mg_fail(err, MG_E_IO, "cannot open %.200s/" MG_CACHE_SUBDIR ": %s", cache_dir,
+                     strerror(errno));
+        mg_cache_end(s, false);
+        return st;
+    }
+    *out = s;
+    return MG_OK;
+}
+
+void mg_cache_end(mg_cache_session *s, bool ok)
+{
+    if (s == NULL)
+        return;
+    if (!ok) {
+        if (s->partial_made && s->cache_fd >= 0)
+            (void)unlinkat(s->cache_fd, MG_CACHE_PARTIAL_SUBDIR, AT_REMOVEDIR);
+        undo_dirs(&s->made, s->cache_fd);
+    }
+    if (s->partial_fd >= 0)
+        close(s->partial_fd);
+    if (s->sub_fd >= 0)
+        close(s->sub_fd);
+    if (s->cache_fd >= 0)
+        close(s->cache_fd);
+    if (s->made.parent_fd >= 0)
+        close(s->made.parent_fd);
+    free(s->made.base);
+    free(s->dir);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+mg_status mg_cache_tmpfile(mg_cache_session *s, int *fd, mg_error *err)
+{
+    *fd = openat(s->sub_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, MG_CACHE_FILE_MODE);
+    if (*fd < 0)
+        return mg_fail(err, MG_E_IO, "cannot create an unnamed temporary file in the cache: %s",
+                       strerror(errno));
+    return MG_OK;
+}
+
+static int partial_dir(mg_cache_session *s)
+{
+    pthread_mutex_lock(&s->lock);
+    if (s->partial_fd < 0) {
+        if (mkdirat(s->cache_fd, MG_CACHE_PARTIAL_SUBDIR, MG_CACHE_PARTIAL_DIR_MODE) == 0)
+            s->partial_made = true;
+        int fd = openat(s->cache_fd, MG_CACHE_PARTIAL_SUBDIR,
+                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && s->partial_made && fchmod(fd, MG_CACHE_PARTIAL_DIR_MODE) != 0) {
+            close(fd);
+            fd = -1;
+        }
+        s->partial_fd = fd;
+    }
+    int fd = s->partial_fd;
+    pthread_mutex_unlock(&s->lock);
+    return fd;
+}
+
+mg_status mg_cache_partial_open(mg_cache_session *s, const char *name, int *fd, uint64_t *have,
+                                mg_error *err)
+{
+    *fd = -1;
+    *have = 0;
+    int dfd = partial_dir(s);
+    if (dfd < 0)
+        return mg_fail(err, MG_E_IO, "cannot open %.200s/" MG_CACHE_PARTIAL_SUBDIR ": %s",
+                       s->dir, strerror(errno));
+    int f = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                   MG_CACHE_PARTIAL_FILE_MODE);
+    if (f < 0)
+        return mg_fail(err, MG_E_IO, "cannot open the partial download %.100s: %s", name,
+                       strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        close(f);
+        return errno == EWOULDBLOCK ? MG_OK
+                                    : mg_fail(err, MG_E_IO, "cannot lock the partial download "
+                                              "%.100s: %s", name, strerror(errno));
+    }
+    struct stat st;
+    int fl = fcntl(f, F_GETFL);
+    if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode) || fl < 0 ||
+        fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0 || fchmod(f, MG_CACHE_PARTIAL_FILE_MODE) != 0) {
+        close(f);
+        return mg_fail(err, MG_E_IO, "the partial download %.100s is not a usable file", name);
+    }
+    *have = (uint64_t)st.st_size;
+    *fd = f;
+    return MG_OK;
+}
+
+void mg_cache_partial_remove(mg_cache_session *s, const char *name)
+{
+    int dfd = partial_dir(s);
+    if (dfd >= 0)
+        (void)unlinkat(dfd, name, 0);
+}
+
+mg_status mg_cache_publish_fd(mg_cache_session *s, int fd, uint64_t len, const uint8_t sha256[32],
+                              const char *partial, char *out_path, size_t out_cap, mg_error *err)
+{
+    char hex[65];
+    mg_hex_encode(sha256, 32, hex);
+    mg_status st = cache_path(s->dir, hex, out_path, out_cap, err);
+    if (st != MG_OK)
+        return st;
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && fstatat(s->sub_fd, hex, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+        a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return MG_OK; /* the cached entry itself (a remote file found in the cache) */
+    if (fchmod(fd, MG_CACHE_FILE_MODE) != 0)
+        return mg_fail(err, MG_E_IO, "cannot set the cache file's mode: %s", strerror(errno));
+    if (fsync(fd) != 0)
+        return mg_fail(err, MG_E_IO, "cannot sync the cache file: %s", strerror(errno));
+    if (link_tmpfile(fd, s->sub_fd, hex) != 0) {
+        if (errno != EEXIST)
+            return mg_fail(err, MG_E_IO, "cannot link the cache file: %s", strerror(errno));
+        if (!same_content_fd(s->sub_fd, hex, fd, len)) {
+            st = replace_with_tmpfile(fd, s->sub_fd, hex, NULL, fd, (size_t)len, err);
+            if (st != MG_OK)
+                return st;
+        }
+    }
+    if (partial != NULL)
+        mg_cache_partial_remove(s, partial);
+    if (fsync(s->sub_fd) != 0)
+        return mg_fail(err, MG_E_IO, "cannot sync the cache folder: %s", strerror(errno));
     return MG_OK;
 }

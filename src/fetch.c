@@ -51,6 +51,14 @@ typedef struct transfer {
     mg_error *err;
     const mg_fetch_config *cfg;
     char challenge[1024]; /* WWW-Authenticate of the current hop's answer, if any */
+    /* Streaming (mg_fetch_stream): the bytes go to `sink` instead of a region. */
+    mg_fetch_write_fn sink;
+    void *sink_ctx;
+    bool ranged;          /* a Range request: only 206 with the exact Content-Range is taken */
+    uint64_t range_start; /* first byte asked for; `cap` bytes are asked */
+    uint64_t total;       /* size of the whole file, for Content-Range */
+    bool range_ignored;   /* the server answered a Range request with 200 */
+    char content_range[128]; /* Content-Range of the current hop's answer, if any */
 } transfer;
 
 /* Longest token a registry's token endpoint may answer with (the body is capped too). */
@@ -134,6 +142,17 @@ static mg_status start_body(transfer *t)
     curl_off_t announced = -1;
     if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
         announced = -1;
+    if (t->ranged) {
+        /* Exactly the range asked for, of a file of exactly the pinned size. */
+        char want[128];
+        snprintf(want, sizeof want, "bytes %llu-%llu/%llu", (unsigned long long)t->range_start,
+                 (unsigned long long)(t->range_start + t->cap - 1),
+                 (unsigned long long)t->total);
+        if (strcmp(t->content_range, want) != 0)
+            return mg_fail(t->err, MG_E_INTEGRITY, "%.200s: the server answered the range "
+                           "request with Content-Range \"%.100s\", not \"%s\"", t->url,
+                           t->content_range, want);
+    }
     if (announced >= 0 && (uint64_t)announced > t->cap)
         return over_cap(t, (uint64_t)announced, "server announced");
     if (announced >= 0 && t->exact && (uint64_t)announced != t->cap)
@@ -142,7 +161,7 @@ static mg_status start_body(transfer *t)
                        (long long)announced, (unsigned long long)t->cap);
     t->started = true;
     uint64_t first = t->exact ? t->cap : (announced >= 0 ? (uint64_t)announced : 0);
-    return first > 0 ? reserve(t, first) : MG_OK;
+    return first > 0 && t->sink == NULL ? reserve(t, first) : MG_OK;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -160,7 +179,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         t->dropped += n;
         return n;
     }
-    if (code != 200) {
+    if (t->ranged && code == 200) {
+        /* The server ignores Range: nothing of this body is taken; the caller falls back. */
+        t->range_ignored = true;
+        return abort_with(t, mg_fail(t->err, MG_E_IO, "%.200s: the server ignores range "
+                                     "requests", t->url));
+    }
+    if (code != (t->ranged ? 206 : 200)) {
         /* The body of an error answer (or an overlong redirect body) is never needed. */
         t->refused_body = true;
         return 0;
@@ -174,6 +199,16 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         return abort_with(t, over_cap(t, t->received + n, NULL));
     if (n == 0)
         return 0;
+    if (t->sink != NULL) {
+        mg_status ws = t->sink(t->sink_ctx, t->range_start + t->received, (const uint8_t *)ptr,
+                               n, t->err);
+        if (ws != MG_OK)
+            return abort_with(t, ws);
+        t->received += n;
+        if (t->done != NULL)
+            atomic_fetch_add_explicit(t->done, n, memory_order_relaxed);
+        return n;
+    }
     mg_status st = reserve(t, t->received + n);
     if (st != MG_OK)
         return abort_with(t, st);
@@ -300,6 +335,18 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     transfer *t = userdata;
     size_t n = size * nmemb; /* libcurl: size is always 1 */
     static const char name[] = "www-authenticate:";
+    static const char cr[] = "content-range:";
+    if (n > sizeof cr - 1 && strncasecmp(ptr, cr, sizeof cr - 1) == 0) {
+        size_t i = sizeof cr - 1;
+        while (i < n && (ptr[i] == ' ' || ptr[i] == '\t'))
+            i++;
+        size_t e = n;
+        while (e > i && (ptr[e - 1] == '\r' || ptr[e - 1] == '\n' || ptr[e - 1] == ' '))
+            e--;
+        size_t len = e - i < sizeof t->content_range - 1 ? e - i : sizeof t->content_range - 1;
+        memcpy(t->content_range, ptr + i, len);
+        t->content_range[len] = '\0';
+    }
     if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0 &&
         t->challenge[0] == '\0') {
         size_t i = sizeof name - 1;
@@ -512,7 +559,7 @@ static mg_status setup_handle(CURL *h, const mg_fetch_config *cfg, transfer *t, 
     SETOPT(h, CURLOPT_USERAGENT, "modelgate/0.1");
     /* libcurl 7.88 honours this only for an announced Content-Length (trust.md §4);
      * on_body enforces the cap on every byte. 0 would mean "no limit", so it is skipped. */
-    if (t->cap > 0 && t->cap <= (uint64_t)INT64_MAX)
+    if (!t->ranged && t->cap > 0 && t->cap <= (uint64_t)INT64_MAX) /* a range: start_body */
         SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->cap);
     SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(h, CURLOPT_WRITEDATA, t);
@@ -542,10 +589,11 @@ static bool answered(const transfer *t, CURLcode rc)
 static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
 {
     const char *url = t->url;
+    long ok_code = t->ranged ? 206 : 200;
     const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
     if (t->failed != MG_OK)
         return t->failed;
-    if (rc == CURLE_FILESIZE_EXCEEDED && code == 200)
+    if (rc == CURLE_FILESIZE_EXCEEDED && code == ok_code)
         return t->exact ? mg_fail(t->err, MG_E_INTEGRITY,
                                   "%.200s: server announced more than the expected %llu bytes",
                                   url, (unsigned long long)t->cap)
@@ -564,7 +612,7 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
                                    : "authentication required (no credentials for this host "
                                      "in the policy's credentials file)");
     }
-    if (code != 0 && code != 200 && answered(t, rc))
+    if (code != 0 && code != ok_code && answered(t, rc))
         return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
     if (rc == CURLE_PARTIAL_FILE && t->exact)
         return mg_fail(t->err, MG_E_INTEGRITY,
@@ -595,7 +643,7 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
         return mg_fail(t->err, MG_E_IO, "%.200s: TLS failure: %.200s", url, why);
     if (rc != CURLE_OK)
         return mg_fail(t->err, MG_E_IO, "%.200s: %.200s", url, why);
-    if (code != 200)
+    if (code != ok_code)
         return mg_fail(t->err, MG_E_IO, "%.200s: HTTP status %ld", url, code);
     if (t->exact && t->received != t->cap)
         return mg_fail(t->err, MG_E_INTEGRITY, "%.200s: received %llu bytes, expected %llu",
@@ -603,11 +651,35 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
     return MG_OK;
 }
 
+/* A streamed download (mg_fetch_stream): where the bytes go and which of them are asked. */
+typedef struct stream_spec {
+    mg_fetch_write_fn fn;
+    void *ctx;
+    bool ranged;
+    uint64_t start;
+    uint64_t total;
+    bool *range_ignored;
+} stream_spec;
+
+static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
+                          mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                          _Atomic uint64_t *done, bool *found, const stream_spec *sp,
+                          mg_error *err);
+
 static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
                        mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
                        _Atomic uint64_t *done, bool *found, mg_error *err)
 {
-    memset(out, 0, sizeof *out);
+    return fetch_ex(cfg, url, size, exact, alg, out, digest, done, found, NULL, err);
+}
+
+static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t size, bool exact,
+                          mg_digest_alg alg, mg_region *out, uint8_t digest[MG_DIGEST_MAX],
+                          _Atomic uint64_t *done, bool *found, const stream_spec *sp,
+                          mg_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof *out);
     if (found != NULL)
         *found = false;
     url_parts first;
@@ -624,13 +696,21 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
                        curl_easy_strerror(curl_init_result));
 
     transfer t = {.out = out, .cap = size, .exact = exact, .done = done, .err = err, .cfg = cfg};
+    if (sp != NULL) {
+        t.sink = sp->fn;
+        t.sink_ctx = sp->ctx;
+        t.ranged = sp->ranged;
+        t.range_start = sp->start;
+        t.total = sp->total;
+    }
     struct curl_slist *hdrs = NULL;
     char *bearer = NULL;            /* from the token flow, for bearer_host only */
     char bearer_host[MG_FETCH_HOST_MAX + 8] = "";
     char errbuf[CURL_ERROR_SIZE];
     errbuf[0] = '\0';
     char *current = mg_strdup(url);
-    mg_status st = mg_digest_new(alg, &t.md, err);
+    /* A streamed download is hashed by its sink (the caller knows what the bytes are). */
+    mg_status st = sp != NULL ? MG_OK : mg_digest_new(alg, &t.md, err);
     if (st != MG_OK) {
         free(current);
         return st;
@@ -643,12 +723,22 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
     st = setup_handle(t.h, cfg, &t, errbuf, err);
     if (st != MG_OK)
         goto finish;
+    if (t.ranged) {
+        char range[64];
+        snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)t.range_start,
+                 (unsigned long long)(t.range_start + size - 1));
+        if (curl_easy_setopt(t.h, CURLOPT_RANGE, range) != CURLE_OK) {
+            st = mg_fail(err, MG_E_LIMIT, "libcurl refused CURLOPT_RANGE");
+            goto finish;
+        }
+    }
 
     for (int hop = 0;; hop++) {
         t.url = current;
         t.refused_body = false;
         t.dropped = 0;
         t.challenge[0] = '\0';
+        t.content_range[0] = '\0';
         errbuf[0] = '\0';
         st = hop_auth(t.h, cfg, current, bearer_host, bearer, &hdrs, err);
         if (st != MG_OK)
@@ -716,16 +806,20 @@ static mg_status fetch(const mg_fetch_config *cfg, const char *url, uint64_t siz
     }
     if (st != MG_OK)
         goto finish;
-    st = mg_digest_final(t.md, digest, err);
-    if (st != MG_OK)
-        goto finish;
-    out->len = (size_t)t.received;
-    if (out->len == 0)
-        mg_region_free(out);
+    if (out != NULL) {
+        st = mg_digest_final(t.md, digest, err);
+        if (st != MG_OK)
+            goto finish;
+        out->len = (size_t)t.received;
+        if (out->len == 0)
+            mg_region_free(out);
+    }
     if (found != NULL)
         *found = true;
 finish:
-    if (st != MG_OK)
+    if (sp != NULL && sp->range_ignored != NULL)
+        *sp->range_ignored = t.range_ignored;
+    if (st != MG_OK && out != NULL)
         mg_region_free(out);
     if (t.h != NULL)
         curl_easy_cleanup(t.h);
@@ -752,4 +846,20 @@ mg_status mg_fetch_region_optional(const mg_fetch_config *cfg, const char *url, 
                                    bool *found, mg_error *err)
 {
     return fetch(cfg, url, size, exact, alg, out, digest, done, found, err);
+}
+
+mg_status mg_fetch_stream(const mg_fetch_config *cfg, const char *url, uint64_t total,
+                          uint64_t start, uint64_t len, bool exact, mg_fetch_write_fn fn,
+                          void *ctx, _Atomic uint64_t *done, bool *range_ignored, mg_error *err)
+{
+    if (range_ignored != NULL)
+        *range_ignored = false;
+    bool ranged = !(start == 0 && len == total);
+    if (fn == NULL || (ranged && (!exact || len == 0 || start > total || len > total - start)))
+        return mg_fail(err, MG_E_USAGE, "internal error: bad range %llu+%llu of %llu",
+                       (unsigned long long)start, (unsigned long long)len,
+                       (unsigned long long)total);
+    stream_spec sp = {.fn = fn, .ctx = ctx, .ranged = ranged, .start = start, .total = total,
+                      .range_ignored = range_ignored};
+    return fetch_ex(cfg, url, len, exact, MG_SHA256, NULL, NULL, done, NULL, &sp, err);
 }

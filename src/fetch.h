@@ -95,4 +95,26 @@ MG_NODISCARD mg_status mg_fetch_region_optional(const mg_fetch_config *cfg, cons
                                                 _Atomic uint64_t *done, bool *found,
                                                 mg_error *err);
 
+/*
+ * Streaming downloads (bounded memory): every body byte goes to `fn`, with its offset in the
+ * file, as it arrives; nothing is kept or hashed here (the sink hashes or stores).
+ *
+ * start == 0 and len == total: a plain GET of the whole file (200; with `exact` exactly `len`
+ * bytes, else at most `len`). Otherwise a Range request for bytes [start, start+len) of a
+ * file of exactly `total` bytes (`exact` required): only a 206 answer whose Content-Range is
+ * exactly "bytes start-(start+len-1)/total" and whose body is exactly `len` bytes is taken
+ * (anything else: MG_E_INTEGRITY for a wrong range or length, MG_E_IO for a status). A
+ * server that answers the Range request with 200 (it ignores ranges) gives MG_E_IO with
+ * `*range_ignored` set, before `fn` saw any byte: the caller falls back to one stream.
+ * `fn` returning an error stops the transfer with that error. Otherwise as mg_fetch_region
+ * (transport rules, redirects, credentials, status mapping).
+ */
+typedef mg_status (*mg_fetch_write_fn)(void *ctx, uint64_t offset, const uint8_t *data,
+                                       size_t len, mg_error *err);
+
+MG_NODISCARD mg_status mg_fetch_stream(const mg_fetch_config *cfg, const char *url,
+                                       uint64_t total, uint64_t start, uint64_t len, bool exact,
+                                       mg_fetch_write_fn fn, void *ctx, _Atomic uint64_t *done,
+                                       bool *range_ignored, mg_error *err);
+
 #endif

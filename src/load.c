@@ -30,6 +30,7 @@
 #include "policy.h"
 #include "shard.h"
 #include "spill.h"
+#include "stream.h"
 #include "sandbox.h"
 #include "util/fsutil.h"
 #include "util/hex.h"
@@ -176,6 +177,7 @@ static mg_status list_dir(int dirfd, const char *prefix, unsigned depth, const l
 typedef struct job {
     const mg_pinned_file *pin;
     mg_verified_file *file;
+    mg_stream_file stream; /* verify and fetch: what the streamed file left */
     mg_error err;
 } job;
 
@@ -192,6 +194,7 @@ typedef struct loader {
     mg_oms oms;         /* OMS models: the verified bundle */
     bool have_oms;
     unsigned shard_threads; /* threads per sharded file */
+    mg_cache_session *cache; /* fetch: the cache the streamed files go to (else NULL) */
     job *jobs;
     _Atomic size_t next_job;
     _Atomic bool failed;
@@ -324,13 +327,84 @@ static mg_status fetch_job(loader *L, job *j, mg_error *err)
     if (url == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects, .pol = L->pol};
-    mg_status s = mg_fetch_region(&cfg, url, pin->has_size ? pin->size : MG_MAX_MODEL_FILE_BYTES,
-                                  pin->has_size, pin->alg, &j->file->region, j->file->digest,
-                                  &L->done_bytes, err);
+    /* A large file from a server with range support: parallel ranges, then one hash. */
+    bool ranged = false;
+    mg_status s = mg_stream_remote_region(&cfg, url, pin, L->shard_threads, &j->file->region,
+                                          j->file->digest, &ranged, &L->done_bytes, err);
+    if (s != MG_OK || ranged) {
+        free(url);
+        return s;
+    }
+    s = mg_fetch_region(&cfg, url, pin->has_size ? pin->size : MG_MAX_MODEL_FILE_BYTES,
+                        pin->has_size, pin->alg, &j->file->region, j->file->digest,
+                        &L->done_bytes, err);
     free(url);
     if (s == MG_OK && pin->shard_count > 0) /* a sharded manifest entry: check every shard */
         s = mg_shard_check_memory(&j->file->region, pin, j->file->digest, err);
     return s;
+}
+
+/*
+ * verify and fetch: the file streams through a bounded window (stream.h), checked against its
+ * pin as it goes; for fetch it lands in a file of the cache, published once every file
+ * matched. A remote file already in the cache is only hashed from there.
+ */
+static mg_status stream_job(loader *L, job *j, mg_error *err)
+{
+    const mg_pinned_file *pin = j->pin;
+    mg_verified_file *f = j->file;
+    mg_status s;
+    if (L->entry->remote) {
+        int cfd = -1;
+        mg_error e;
+        if (L->pol->cache_dir != NULL && pin->alg == MG_SHA256 && pin->shard_count == 0 &&
+            mg_cache_lookup(L->pol->cache_dir, pin->digest, &cfd, &e) == MG_OK && cfd >= 0) {
+            mg_error_clear(&e);
+            s = mg_stream_local(cfd, pin, L->shard_threads, NULL, &j->stream, &L->done_bytes,
+                                &e);
+            if (s == MG_OK && L->cache != NULL) {
+                memcpy(j->stream.sha256, j->stream.digest, 32);
+                j->stream.out_fd = cfd; /* already published: linked to itself */
+                cfd = -1;
+            }
+            if (cfd >= 0)
+                close(cfd);
+            if (s == MG_OK)
+                goto matched;
+            mg_stream_file_free(&j->stream); /* not the pinned bytes: fetched anew */
+        }
+        char *url = L->entry->kind == MG_MODEL_OCI ? mg_oci_blob_url(L->entry->oci, pin->digest)
+                                                   : remote_url(L->entry, pin->path);
+        if (url == NULL)
+            return mg_fail(err, MG_E_LIMIT, "out of memory");
+        mg_fetch_config cfg = {.ca_file = L->pol->ca_file, .redirects = L->entry->redirects,
+                               .pol = L->pol};
+        s = mg_stream_remote(&cfg, url, pin, L->shard_threads, L->cache, &j->stream,
+                             &L->done_bytes, err);
+        free(url);
+    } else {
+        int fd;
+        s = open_model_file(L, pin->path, &fd, err);
+        if (s == MG_OK) {
+            s = mg_stream_local(fd, pin, L->shard_threads, L->cache, &j->stream, &L->done_bytes,
+                                err);
+            close(fd);
+        }
+    }
+    if (s != MG_OK)
+        return s;
+matched:
+    /* Matched: the format is told from the kept head (format.h: mg_format_detect_head). */
+    f->streamed = true;
+    f->streamed_size = j->stream.size;
+    memcpy(f->digest, j->stream.digest, MG_DIGEST_MAX);
+    f->format = mg_format_detect_head(j->stream.head != NULL ? j->stream.head
+                                                             : (const uint8_t *)"",
+                                      j->stream.head_len, j->stream.size, f->path);
+    free(j->stream.head);
+    j->stream.head = NULL;
+    j->stream.head_len = 0;
+    return MG_OK;
 }
 
 static void run_job(loader *L, job *j)
@@ -339,7 +413,9 @@ static void run_job(loader *L, job *j)
     mg_verified_file *f = j->file;
     const mg_pinned_file *pin = j->pin;
     mg_status s;
-    if (L->entry->remote) {
+    if (L->mode != MODE_LOAD) {
+        s = stream_job(L, j, err);
+    } else if (L->entry->remote) {
         s = fetch_job(L, j, err);
     } else {
         int fd;
@@ -417,6 +493,8 @@ static mg_status read_all(loader *L, mg_model *m, const mg_load_options *opts, m
     if (L->jobs == NULL || m->files == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     m->file_count = L->expected_count;
+    for (size_t i = 0; i < L->expected_count; i++)
+        mg_stream_file_init(&L->jobs[i].stream);
     for (size_t i = 0; i < L->expected_count; i++) {
         L->jobs[i].pin = &L->expected[i];
         L->jobs[i].file = &m->files[i];
@@ -955,6 +1033,8 @@ static mg_status detect_all(mg_model *m)
 {
     for (size_t i = 0; i < m->file_count; i++) {
         const mg_verified_file *f = &m->files[i];
+        if (f->streamed)
+            continue; /* told from its head as it was verified (stream_job) */
         const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
         m->files[i].format = mg_format_detect(data, f->region.len, f->path);
     }
@@ -974,14 +1054,18 @@ static mg_status seal_all(mg_model *m, mg_error *err)
 }
 
 
-/* fetch: every verified file to cache_dir/sha256/<hex>. */
-static mg_status publish_all(const mg_policy *pol, mg_model *m, mg_error *err)
+/* fetch: every verified file to cache_dir/sha256/<hex>: its streamed copy is linked there. */
+static mg_status publish_all(loader *L, mg_model *m, mg_error *err)
 {
     for (size_t i = 0; i < m->file_count; i++) {
         mg_verified_file *f = &m->files[i];
+        mg_stream_file *sf = &L->jobs[i].stream;
         char path[4096];
-        mg_status s = mg_cache_publish(pol->cache_dir, f->region.data, f->region.len, path,
-                                       sizeof path, err);
+        mg_status s = sf->out_fd < 0
+                          ? mg_fail(err, MG_E_LIMIT, "internal error: no copy to publish")
+                          : mg_cache_publish_fd(L->cache, sf->out_fd, sf->size, sf->sha256,
+                                                sf->partial[0] != '\0' ? sf->partial : NULL,
+                                                path, sizeof path, err);
         if (s != MG_OK) {
             mg_error_set_file(err, f->path);
             return s;
@@ -1113,6 +1197,10 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         s = L.have_oms ? mg_oms_check_file_set(&L.oms, L.dirfd, err) : check_file_set(&L, err);
     if (s == MG_OK && mode == MODE_LOAD)
         s = choose_memory(&L, m, err);
+    /* fetch streams into the cache, which is touched only when the audit log is open (the
+     * order of side effects); without it the files are only verified, then refused below. */
+    if (s == MG_OK && mode == MODE_FETCH && audit_open)
+        s = mg_cache_begin(pol->cache_dir, &L.cache, err);
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
@@ -1126,7 +1214,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         failed_on_audit = true;
     }
     if (s == MG_OK && mode == MODE_FETCH)
-        s = publish_all(pol, m, err);
+        s = publish_all(&L, m, err);
     if (s == MG_OK && L.have_manifest)
         s = mg_manifest_store_version(pol, entry, L.manifest.version, err);
 done:
@@ -1147,7 +1235,10 @@ done:
         close(L.blobsfd);
     if (L.spilldir >= 0)
         close(L.spilldir);
+    for (size_t i = 0; L.jobs != NULL && i < L.expected_count; i++)
+        mg_stream_file_free(&L.jobs[i].stream);
     free(L.jobs);
+    mg_cache_end(L.cache, s == MG_OK);
     if (entry->kind == MG_MODEL_OCI && sorted != NULL) {
         for (size_t i = 0; i < L.expected_count; i++)
             free(sorted[i].path);

@@ -90,10 +90,10 @@ mg_status mg_model_file(const mg_model *model, size_t index, mg_file_info *out)
     const mg_verified_file *f = &model->files[index];
     out->path = f->path;
     out->format = f->format != NULL ? f->format->name : "asset";
-    out->size = f->region.len;
+    out->size = f->streamed ? f->streamed_size : f->region.len;
     out->algorithm = mg_digest_name(f->alg);
     out->digest = f->digest_hex;
-    out->data = f->region.data != NULL ? (const void *)f->region.data : no_bytes;
+    out->data = f->streamed ? NULL : f->region.data != NULL ? (const void *)f->region.data : no_bytes;
     out->metadata_json = f->metadata_json;
     return MG_OK;
 }
@@ -127,6 +127,10 @@ mg_status mg_model_asset(const mg_model *model, const char *path, const void **d
 {
     for (size_t i = 0; i < model->file_count; i++) {
         if (strcmp(model->files[i].path, path) == 0) {
+            if (model->files[i].streamed)
+                return mg_fail(err, MG_E_USAGE, "'%.300s' was verified without being kept "
+                               "(verify and fetch keep no bytes): load the model to read it",
+                               path);
             *data = model->files[i].region.data != NULL ? (const void *)model->files[i].region.data
                                                         : no_bytes;
             *len = model->files[i].region.len;

@@ -18,6 +18,10 @@ typedef struct mg_verified_file {
     mg_parse_result parsed;
     char *metadata_json;
     char *cache_path;
+    /* verify and fetch stream the file through a window (stream.h): no bytes are kept,
+     * `region` is empty and the size is here. */
+    bool streamed;
+    uint64_t streamed_size;
 } mg_verified_file;
 
 struct mg_model {

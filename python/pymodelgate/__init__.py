@@ -379,7 +379,7 @@ class Model(collections.abc.Mapping):
         """The verified bytes of a file of the model (config.json, tokenizer.json, an MXNet
         -symbol.json) as a read-only memoryview: the bytes that were hashed, never the file
         on disk. It keeps the model's memory alive like an array does. UsageError if the model
-        has no such file."""
+        has no such file, or comes from verify() or fetch() (they keep no bytes)."""
         h = self._handle()
         raw = _path_arg(path, "path")
         data, length, err = ctypes.c_void_p(), ctypes.c_size_t(), _lib.MgError()

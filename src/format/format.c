@@ -253,3 +253,25 @@ const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *p
     }
     return cand[0];
 }
+
+const mg_format *mg_format_detect_head(const uint8_t *head, size_t head_len, uint64_t size,
+                                       const char *path)
+{
+    if (size <= head_len)
+        return mg_format_detect(head, head_len, path);
+    enum { N = sizeof by_content / sizeof by_content[0] };
+    const mg_format *cand[N];
+    size_t n = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (by_content[i]->probe(head, head_len))
+            cand[n++] = by_content[i];
+    }
+    const mg_format *named = claimed_by_name(path);
+    if (n == 0)
+        return named;
+    for (size_t i = 0; i < n; i++) {
+        if (cand[i] == named || (cand[i] == &mg_format_npz && named == &mg_format_pickle))
+            return named;
+    }
+    return cand[0];
+}

@@ -104,6 +104,14 @@ extern const mg_format mg_format_safetensors_index;
  * `data` may be NULL when `len` is 0.
  */
 const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path);
+/* Detection from the first `head_len` bytes of a file of `size` bytes (verify and fetch keep
+ * no more, stream.h). A file no longer than its head is detected exactly as by
+ * mg_format_detect. Of a longer one only the probes run (no strict parse): one match is the
+ * format; several, or a zip head, are settled by the name's claim among them, else the
+ * strongest probe; a zip head whose name claims a PyTorch file is that (its member list is at
+ * the end). */
+const mg_format *mg_format_detect_head(const uint8_t *head, size_t head_len, uint64_t size,
+                                       const char *path);
 
 /* A dtype from its safetensors-style name ("F32"); MG_DTYPE_INVALID if unknown. */
 mg_dtype mg_dtype_from_name(const char *name);

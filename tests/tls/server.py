@@ -32,11 +32,21 @@ Routes (NAME is a file below --root; every response closes the connection):
     /token?service=&scope=  {"token": "mg-good-token"} if the request carries Basic auth of
                             mguser:mgpass, else 401 (the registry token flow's endpoint)
     /bigheader/N            200 with one response header line of N bytes (N <= 4 MiB), body "x"
+    /range/NAME             range support: "Range: bytes=S-E" (one range) gets 206 with
+                            Content-Range "bytes S-E/SIZE" and Accept-Ranges; no Range: 200
+    /norange/NAME           ignores Range: always 200 with the whole file (as /f/, streamed)
+    /lierange/NAME          as /range/, but the Content-Range it sends starts one byte later
+                            than the bytes it sends (a lying server)
+    /flaky/NAME             as /range/; while ROOT/NAME.drop exists (holding a number N), every
+                            answer stops after N body bytes and the connection is dropped
     anything else           404
+
+The ranged routes read the file piece by piece (never whole), so large files can be served.
 
 Every request's Authorization header (or null) is recorded with its host and path in
 count.json under "auth" ([[host, path, authorization], ...], first 200), so tests can see
-where credentials went.
+where credentials went. Every Range header is recorded as well, under "ranges"
+([[path, range], ...], first 200).
 """
 import argparse
 import gzip
@@ -61,7 +71,7 @@ class Counters:
         self.lock = threading.Lock()
         self.path = os.path.join(workdir, "count.json")
         self.data = {n: {"connections": 0, "handshake_failures": 0, "requests": 0, "paths": [],
-                         "auth": []}
+                         "auth": [], "ranges": []}
                      for n in names}
         self.write()
 
@@ -76,6 +86,12 @@ class Counters:
         with self.lock:
             if len(self.data[name]["auth"]) < MAX_PATHS:
                 self.data[name]["auth"].append([host, path, value])
+            self.write()
+
+    def range(self, name, path, value):
+        with self.lock:
+            if len(self.data[name]["ranges"]) < MAX_PATHS:
+                self.data[name]["ranges"].append([path, value])
             self.write()
 
     def snapshot(self):
@@ -171,6 +187,11 @@ class Handler(BaseHTTPRequestHandler):
         if route == "bigheader" and arg.isdigit() and int(arg) <= (4 << 20):
             self.send_simple(200, b"x", [("X-Big", "a" * int(arg))])
             return
+        if route in ("range", "norange", "lierange", "flaky") and arg:
+            if self.headers.get("Range") is not None:
+                self.server.counters.range(self.server.name, url.path, self.headers.get("Range"))
+            self.send_ranged(route, arg)
+            return
         if route == "status" and arg.isdigit():
             self.send_simple(int(arg), b"status body\n")
             return
@@ -211,6 +232,62 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+
+    def send_ranged(self, route, name):
+        root = self.server.root
+        full = os.path.realpath(os.path.join(root, name))
+        if not full.startswith(root + os.sep) or not os.path.isfile(full):
+            self.send_simple(404, b"not found\n")
+            return
+        size = os.path.getsize(full)
+        start, end = 0, size - 1
+        ranged = False
+        want = self.headers.get("Range")
+        if route != "norange" and want is not None:
+            spec = want.strip()
+            ok = spec.startswith("bytes=") and "," not in spec
+            if ok:
+                a, _, b = spec[6:].partition("-")
+                ok = a.isdigit() and (b == "" or b.isdigit())
+            if ok:
+                start, end = int(a), (int(b) if b else size - 1)
+                ok = start <= end < size
+            if not ok:
+                self.send_simple(416, b"bad range\n", [("Content-Range", "bytes */%d" % size)])
+                return
+            ranged = True
+        drop = None
+        if route == "flaky" and os.path.exists(full + ".drop"):
+            with open(full + ".drop") as f:
+                drop = int(f.read().strip() or "0")
+        length = end - start + 1
+        self.send_response(206 if ranged else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        if route != "norange":
+            self.send_header("Accept-Ranges", "bytes")
+        if ranged:
+            shown = start + 1 if route == "lierange" else start
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (shown, end, size))
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        sent = 0
+        with open(full, "rb") as f:
+            f.seek(start)
+            while sent < length:
+                n = min(1 << 20, length - sent)
+                if drop is not None:
+                    n = min(n, drop - sent)
+                    if n <= 0:
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                chunk = f.read(n)
+                if not chunk:
+                    return
+                self.wfile.write(chunk)
+                sent += len(chunk)
 
 
 class TLSServer(socketserver.ThreadingMixIn, HTTPServer):
