@@ -269,6 +269,12 @@ const mg_format *mg_format_detect_head(const uint8_t *head, size_t head_len, uin
     const mg_format *named = claimed_by_name(path);
     if (n == 0)
         return named;
+    /* The one strict parse a head allows: a safetensors header held whole in the head, whose
+     * tensors tile the file's size exactly, beats the weaker probes it can overlap (a header of
+     * 640 bytes starts with the pickle protocol bytes 0x80 0x02). */
+    if (n > 1 && cand[n - 1] == &mg_format_safetensors &&
+        mg_safetensors_head_parses(head, head_len, size))
+        return &mg_format_safetensors;
     for (size_t i = 0; i < n; i++) {
         if (cand[i] == named || (cand[i] == &mg_format_npz && named == &mg_format_pickle))
             return named;

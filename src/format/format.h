@@ -104,12 +104,17 @@ extern const mg_format mg_format_safetensors_index;
  * `data` may be NULL when `len` is 0.
  */
 const mg_format *mg_format_detect(const uint8_t *data, size_t len, const char *path);
+/* True when the safetensors header lies whole in `head` (the first head_len bytes of a file of
+ * `size` bytes) and parses, its tensors tiling exactly `size` bytes. */
+bool mg_safetensors_head_parses(const uint8_t *head, size_t head_len, uint64_t size);
+
 /* Detection from the first `head_len` bytes of a file of `size` bytes (verify and fetch keep
  * no more, stream.h). A file no longer than its head is detected exactly as by
- * mg_format_detect. Of a longer one only the probes run (no strict parse): one match is the
- * format; several, or a zip head, are settled by the name's claim among them, else the
- * strongest probe; a zip head whose name claims a PyTorch file is that (its member list is at
- * the end). */
+ * mg_format_detect. Of a longer one only the probes run, and one strict parse: a safetensors
+ * header held whole in the head that tiles the file's size wins over the probes it overlaps.
+ * Otherwise one match is the format; several, or a zip head, are settled by the name's claim
+ * among them, else the strongest probe; a zip head whose name claims a PyTorch file is that
+ * (its member list is at the end). */
 const mg_format *mg_format_detect_head(const uint8_t *head, size_t head_len, uint64_t size,
                                        const char *path);
 

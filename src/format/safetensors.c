@@ -119,7 +119,11 @@ static mg_status check_metadata(json_t *v, mg_error *err)
     return MG_OK;
 }
 
-static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg_error *err)
+/* Parse a safetensors file of `size` bytes of which the first `len` are at `data` (len == size
+ * for a whole file; less when only the head is at hand, as for detection while streaming: the
+ * header must then lie within the head, and the tensors must tile exactly `size` bytes). */
+static mg_status parse_sized(const uint8_t *data, size_t len, uint64_t size, mg_parse_result *out,
+                             mg_error *err)
 {
     mg_reader r;
     mg_reader_init(&r, data, len);
@@ -183,15 +187,33 @@ static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg
         }
         pos += t->nbytes; /* cannot wrap: data_offset + nbytes was computed from begin/end */
     }
-    if (pos != (uint64_t)len) {
+    if (pos != size) {
         s = mg_fail(err, MG_E_FORMAT, "safetensors: tensor data ends at byte %llu but the file "
-                    "has %zu bytes (%s)", (unsigned long long)pos, len,
-                    pos < (uint64_t)len ? "trailing bytes" : "truncated");
+                    "has %llu bytes (%s)", (unsigned long long)pos, (unsigned long long)size,
+                    pos < size ? "trailing bytes" : "truncated");
         goto out;
     }
 out:
     json_decref(root);
     return s;
+}
+
+static mg_status parse(const uint8_t *data, size_t len, mg_parse_result *out, mg_error *err)
+{
+    return parse_sized(data, len, (uint64_t)len, out, err);
+}
+
+bool mg_safetensors_head_parses(const uint8_t *head, size_t head_len, uint64_t size)
+{
+    if (head_len > size)
+        return false;
+    mg_parse_result res;
+    mg_error err;
+    memset(&res, 0, sizeof res);
+    memset(&err, 0, sizeof err);
+    mg_status st = parse_sized(head, head_len, size, &res, &err);
+    mg_parse_result_free(&res);
+    return st == MG_OK;
 }
 
 const mg_format mg_format_safetensors = {"safetensors", probe, parse};

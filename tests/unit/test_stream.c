@@ -229,6 +229,23 @@ static void detect_from_head(void **state)
     static const uint8_t text[] = "hello";
     assert_null(mg_format_detect_head(text, 5, big, "notes.txt"));
     assert_ptr_equal(mg_format_detect_head(text, 5, big, "w.gguf"), &mg_format_gguf);
+    /* A 640-byte header starts with 0x80 0x02, as a pickle stream does: the header held whole
+     * in the head, tiling the file's size, makes it safetensors; one that does not tile is
+     * left to the probes (pickle is the stronger). */
+    uint8_t h640[8 + 640];
+    const uint64_t data_len = big - sizeof h640;
+    memset(h640, ' ', sizeof h640);
+    h640[0] = 0x80, h640[1] = 0x02;
+    memset(h640 + 2, 0, 6);
+    int w = snprintf((char *)h640 + 8, 640, "{\"w\":{\"dtype\":\"U8\",\"shape\":[%llu],"
+                     "\"data_offsets\":[0,%llu]}}", (unsigned long long)data_len,
+                     (unsigned long long)data_len);
+    assert_true(w > 0 && w < 640);
+    h640[8 + w] = ' '; /* (snprintf's NUL) */
+    assert_ptr_equal(mg_format_detect_head(h640, sizeof h640, big, "m.bin"),
+                     &mg_format_safetensors);
+    assert_ptr_equal(mg_format_detect_head(h640, sizeof h640, big + 1, "m.bin"),
+                     &mg_format_pickle);
     /* a file no longer than its head: exactly mg_format_detect */
     assert_ptr_equal(mg_format_detect_head(text, 5, 5, "notes.txt"),
                      mg_format_detect(text, 5, "notes.txt"));
