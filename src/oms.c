@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <openssl/ct.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -539,8 +540,10 @@ static bool issuer_matches(X509 *leaf, const char *want)
 }
 
 /* The leaf chains to one of the trusted root's Fulcio CAs at `when`. */
-static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, size_t why_len)
+static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, X509 **issuer, char *why,
+                            size_t why_len)
 {
+    *issuer = NULL;
     size_t i;
     json_t *ca;
     snprintf(why, why_len, "no certificate authority of the trusted root was valid then");
@@ -572,6 +575,14 @@ static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, si
             if (!ok)
                 snprintf(why, why_len, "%s",
                          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+            STACK_OF(X509) *got = ok ? X509_STORE_CTX_get0_chain(ctx) : NULL;
+            if (ok && (got == NULL || sk_X509_num(got) < 2 ||
+                       X509_up_ref(sk_X509_value(got, 1)) != 1)) {
+                snprintf(why, why_len, "the leaf is itself a trusted certificate");
+                ok = false;
+            } else if (ok) {
+                *issuer = sk_X509_value(got, 1);
+            }
         } else {
             ok = false;
         }
@@ -583,6 +594,194 @@ static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, si
             return true;
     }
     return false;
+}
+
+/* A base64 run of `n` characters decoded into a malloc'd buffer (NULL if not strict base64). */
+static uint8_t *b64_run(const char *t, size_t n, size_t *out_len)
+{
+    uint8_t *buf = malloc(n / 4 * 3 + 3);
+    if (buf != NULL && !mg_base64_decode(t, n, buf, n / 4 * 3 + 3, out_len)) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/*
+ * The inclusion proof's checkpoint, a signed note (C2SP signed-note / tlog-checkpoint):
+ *   "<origin>\n<tree size>\n<base64 root hash>\n[extension lines]\n" "\n"
+ *   one or more "\u2014 <name> <base64(4-byte key hint || signature)>\n"
+ * It must be signed by the log's key (key hint = the first 4 bytes of the log id) over the
+ * note text, and name the proof's tree size and root hash. Required, as sigstore-python
+ * requires it for v0.2 and later bundles.
+ */
+static bool checkpoint_ok(const json_t *proof, EVP_PKEY *log_key, const uint8_t kid[32],
+                          uint64_t size, const uint8_t root[32], char *why, size_t why_len)
+{
+    json_t *env = json_object_get(json_object_get(proof, "checkpoint"), "envelope");
+    snprintf(why, why_len, "%s", env == NULL ? "the inclusion proof has no checkpoint"
+                                             : "the checkpoint is not a signed note");
+    if (!json_is_string(env))
+        return false;
+    const char *t = json_string_value(env);
+    size_t n = json_string_length(env);
+    const char *sep = memmem(t, n, "\n\n", 2);
+    if (sep == NULL || memchr(t, '\0', n) != NULL)
+        return false;
+    size_t note_len = (size_t)(sep - t) + 1;
+    const char *origin_end = memchr(t, '\n', note_len);
+    const char *size_line = origin_end + 1;
+    const char *size_end = memchr(size_line, '\n', note_len - (size_t)(size_line - t));
+    if (origin_end == t || size_end == NULL)
+        return false;
+    const char *root_line = size_end + 1;
+    const char *root_end = memchr(root_line, '\n', note_len - (size_t)(root_line - t));
+    uint64_t cp_size;
+    size_t cp_root_len = 0;
+    if (root_end == NULL ||
+        !parse_u64(size_line, (size_t)(size_end - size_line), &cp_size))
+        return false;
+    uint8_t *cp_root = b64_run(root_line, (size_t)(root_end - root_line), &cp_root_len);
+    bool same = cp_root != NULL && cp_root_len == 32 && memcmp(cp_root, root, 32) == 0 &&
+                cp_size == size;
+    free(cp_root);
+    if (!same) {
+        snprintf(why, why_len, "the checkpoint is for another tree than the proof (size "
+                 "%llu, or another root hash)", (unsigned long long)cp_size);
+        return false;
+    }
+    /* The signature lines: one by the log is enough, others (witnesses) are not looked at. */
+    static const char dash[] = "\xe2\x80\x94 "; /* U+2014 EM DASH, space */
+    const char *p = sep + 2, *end = t + n;
+    bool signed_by_log = false;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL || (size_t)(nl - p) < 4 || memcmp(p, dash, 4) != 0)
+            return false;
+        const char *sp = memrchr(p + 4, ' ', (size_t)(nl - p - 4));
+        if (sp == NULL || sp == p + 4)
+            return false;
+        size_t sig_len = 0;
+        uint8_t *sig = b64_run(sp + 1, (size_t)(nl - sp - 1), &sig_len);
+        if (sig == NULL || sig_len <= 4) {
+            free(sig);
+            return false;
+        }
+        if (memcmp(sig, kid, 4) == 0 &&
+            verify_any(log_key, (const uint8_t *)t, note_len, sig + 4, sig_len - 4))
+            signed_by_log = true;
+        free(sig);
+        p = nl + 1;
+    }
+    if (!signed_by_log)
+        snprintf(why, why_len, "the checkpoint is not signed by the log's key");
+    return signed_by_log;
+}
+
+/* A CT log of the trusted root by its 32-byte id, valid at `when` (seconds). */
+static EVP_PKEY *ctlog_key(json_t *ctlogs, const uint8_t *id, size_t id_len, int64_t when)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(ctlogs, i, l) {
+        uint8_t *have = NULL;
+        size_t hl = 0;
+        bool same = b64_field(json_object_get(json_object_get(l, "logId"), "keyId"), &have,
+                              &hl) && hl == id_len && memcmp(have, id, hl) == 0;
+        free(have);
+        json_t *pk = json_object_get(l, "publicKey");
+        if (same && valid_for(json_object_get(pk, "validFor"), when))
+            return pkey_from_der_b64(json_object_get(pk, "rawBytes"));
+    }
+    return NULL;
+}
+
+/*
+ * Certificate transparency (RFC 6962 §3.2): the SCTs embedded in the Fulcio leaf are
+ * signatures by CT logs over the precertificate entry (the leaf's TBSCertificate without the
+ * SCT list extension, and SHA-256 of the issuer's SubjectPublicKeyInfo). At least one must
+ * verify with a CT log of the trusted root valid at the SCT's time; an SCT of a known log
+ * that does not verify fails; SCTs of logs the root does not list are not counted.
+ */
+static bool sct_ok(json_t *ctlogs, X509 *leaf, X509 *issuer, char *why, size_t why_len)
+{
+    STACK_OF(SCT) *scts = X509_get_ext_d2i(leaf, NID_ct_precert_scts, NULL, NULL);
+    X509 *pre = X509_dup(leaf);
+    unsigned char *tbs = NULL, *spki = NULL;
+    int tbs_len = -1, spki_len = -1;
+    bool ok = false;
+    snprintf(why, why_len, "the Fulcio certificate has no embedded SCT");
+    if (scts == NULL || sk_SCT_num(scts) == 0 || pre == NULL)
+        goto out;
+    X509_EXTENSION_free(X509_delete_ext(pre, X509_get_ext_by_NID(pre, NID_ct_precert_scts, -1)));
+    if (X509_get_ext_by_NID(pre, NID_ct_precert_scts, -1) >= 0)
+        goto out;
+    tbs_len = i2d_re_X509_tbs(pre, &tbs);
+    spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(issuer), &spki);
+    snprintf(why, why_len, "the precertificate could not be rebuilt");
+    if (tbs_len <= 0 || tbs_len >= (1 << 24) || spki_len <= 0)
+        goto out;
+    uint8_t ikh[32];
+    sha256(spki, (size_t)spki_len, NULL, 0, NULL, 0, ikh);
+    unsigned good = 0;
+    bool bad = false;
+    for (int k = 0; k < sk_SCT_num(scts) && !bad; k++) {
+        SCT *sct = sk_SCT_value(scts, k);
+        unsigned char *id = NULL, *ext = NULL, *sig = NULL;
+        size_t id_len = SCT_get0_log_id(sct, &id);
+        size_t ext_len = SCT_get0_extensions(sct, &ext);
+        size_t sig_len = SCT_get0_signature(sct, &sig);
+        uint64_t ms = SCT_get_timestamp(sct);
+        if (SCT_get_version(sct) != SCT_VERSION_V1 || ms / 1000 > INT64_MAX)
+            continue;
+        EVP_PKEY *key = ctlog_key(ctlogs, id, id_len, (int64_t)(ms / 1000));
+        if (key == NULL)
+            continue;
+        /* digitally-signed struct: version 0, certificate_timestamp 0, timestamp, entry type
+         * precert_entry 1, issuer key hash, TBS (24-bit length), extensions (16-bit). */
+        size_t len = 12 + 32 + 3 + (size_t)tbs_len + 2 + ext_len;
+        uint8_t *msg = ext_len < 65536 && sig_len > 0 ? malloc(len) : NULL;
+        if (msg != NULL) {
+            uint8_t *q = msg;
+            *q++ = 0;
+            *q++ = 0;
+            for (int b = 7; b >= 0; b--)
+                *q++ = (uint8_t)(ms >> (8 * b));
+            *q++ = 0;
+            *q++ = 1;
+            memcpy(q, ikh, 32);
+            q += 32;
+            *q++ = (uint8_t)((unsigned)tbs_len >> 16);
+            *q++ = (uint8_t)((unsigned)tbs_len >> 8);
+            *q++ = (uint8_t)tbs_len;
+            memcpy(q, tbs, (size_t)tbs_len);
+            q += tbs_len;
+            *q++ = (uint8_t)(ext_len >> 8);
+            *q++ = (uint8_t)ext_len;
+            if (ext_len > 0)
+                memcpy(q, ext, ext_len);
+        }
+        /* RFC 6962 logs sign with ECDSA and SHA-256 (the curve picks the hash here). */
+        if (msg != NULL && SCT_get_signature_nid(sct) == NID_ecdsa_with_SHA256 &&
+            verify_any(key, msg, len, sig, sig_len))
+            good++;
+        else
+            bad = true;
+        free(msg);
+        EVP_PKEY_free(key);
+    }
+    ok = good > 0 && !bad;
+    if (bad)
+        snprintf(why, why_len, "an SCT does not verify with its CT log's key");
+    else if (good == 0)
+        snprintf(why, why_len, "no SCT is from a CT log of the trusted root valid at its time");
+out:
+    OPENSSL_free(tbs);
+    OPENSSL_free(spki);
+    X509_free(pre);
+    SCT_LIST_free(scts);
+    ERR_clear_error();
+    return ok;
 }
 
 /* The Rekor entry: SET by the log's key over the canonical entry, RFC 6962 inclusion, and the
@@ -625,7 +824,9 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
         }
     }
     char kid_hex[65];
+    uint8_t kid_id[32];
     mg_hex_encode(kid, 32, kid_hex);
+    memcpy(kid_id, kid, 32);
     free(kid);
     if (log_key == NULL)
         return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor log of the entry is not in "
@@ -667,6 +868,11 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
                       root_hash)) {
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor inclusion proof does not lead to "
                     "its root hash");
+        goto out;
+    }
+    char why[160];
+    if (!checkpoint_ok(proof, log_key, kid_id, (uint64_t)size, root_hash, why, sizeof why)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: Rekor checkpoint: %s", why);
         goto out;
     }
     /* The body is about this envelope: payload hash, signature, verifier = the leaf. */
@@ -735,10 +941,14 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Rekor entry (tlogEntries)");
     else
         s = rekor_entry_ok(root, json_array_get(entries, 0), e, leaf, &when, err);
+    X509 *issuer = NULL;
     if (s == MG_OK && !fulcio_chain_ok(json_object_get(root, "certificateAuthorities"), leaf,
-                                       when, why, sizeof why))
+                                       when, &issuer, why, sizeof why))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not chain to "
                     "a Fulcio CA of the trusted root at the Rekor time: %s", why);
+    if (s == MG_OK && !sct_ok(json_object_get(root, "ctlogs"), leaf, issuer, why, sizeof why))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: certificate transparency: %s", why);
+    X509_free(issuer);
     if (s == MG_OK && !identity_matches(leaf, op->identity))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
                     "the identity '%.200s'", op->identity);

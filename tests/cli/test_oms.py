@@ -8,6 +8,7 @@
   certificates outside their validity, wrong identities, thresholds and hints.
 Exit codes: signature 5, integrity 1, policy 3.
 """
+import base64
 import datetime
 import json
 import os
@@ -631,7 +632,48 @@ class TestSigstoreMode(OmsCase):
             der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
             b["verificationMaterial"]["certificate"]["rawBytes"] = __import__("base64").b64encode(der).decode()
 
-        cases = [("swap-entry", swap_entry, "not about this envelope"),
+        def proof_of_other_entry(b):  # this entry and SET, the inclusion proof of another
+            entry(b)["inclusionProof"] = other["inclusionProof"]
+
+        def checkpoint_of_other_tree(b):  # a genuine checkpoint, signed by the log, of another
+            entry(b)["inclusionProof"]["checkpoint"] = other["inclusionProof"]["checkpoint"]
+
+        def checkpoint_edit(fn):
+            def change(b):
+                cp = entry(b)["inclusionProof"]["checkpoint"]
+                cp["envelope"] = fn(cp["envelope"])
+            return change
+
+        def resign_line(env, edit):
+            note, lines = env.split("\n\n", 1)
+            head, sig = lines.rstrip("\n").rsplit(" ", 1)
+            raw = bytearray(base64.b64decode(sig))
+            edit(raw)
+            return note + "\n\n" + head + " " + base64.b64encode(bytes(raw)).decode() + "\n"
+
+        def flip_last(raw):
+            raw[-1] ^= 1
+
+        def other_hint(raw):
+            raw[0] ^= 0xff
+
+        def no_checkpoint(b):
+            del entry(b)["inclusionProof"]["checkpoint"]
+
+        cases = [("proof-of-another-entry", proof_of_other_entry, "inclusion proof"),
+                 ("checkpoint-of-another-tree", checkpoint_of_other_tree,
+                  "checkpoint is for another tree"),
+                 ("checkpoint-signature-flipped",
+                  checkpoint_edit(lambda e: resign_line(e, flip_last)), "not signed by the log"),
+                 ("checkpoint-other-key-hint",
+                  checkpoint_edit(lambda e: resign_line(e, other_hint)), "not signed by the log"),
+                 ("checkpoint-root-line-changed",
+                  checkpoint_edit(lambda e: e.replace("V0NA1e", "V0NA1f", 1)),
+                  "checkpoint is for another tree"),
+                 ("checkpoint-not-a-note", checkpoint_edit(lambda e: e.replace("\n\n", "\n")),
+                  "not a signed note"),
+                 ("checkpoint-missing", no_checkpoint, "no checkpoint"),
+                 ("swap-entry", swap_entry, "not about this envelope"),
                  ("time-moved", time_moved, "signed entry timestamp"),
                  ("set-flipped", set_flipped, "signed entry timestamp"),
                  ("proof-hash", proof_hash, "inclusion proof"),
@@ -642,6 +684,55 @@ class TestSigstoreMode(OmsCase):
         for name, change, words in cases:
             with self.subTest(case=name):
                 self.tampered(name, change, SIGNATURE, words)
+
+    def test_checkpoint_cosignature_of_another_key_is_ignored(self):
+        def witness(b):
+            cp = b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+            cp["envelope"] += "\u2014 witness.example " + base64.b64encode(
+                b"\1\2\3\4" + b"\0" * 64).decode() + "\n"
+        self.tampered("witness", witness, OK)
+
+    def root_variant(self, change):
+        with open(TRUST) as f:
+            root = json.load(f)
+        change(root)
+        self.ws.write("root.json", json.dumps(root).encode(), 0o600)
+
+    def test_certificate_transparency(self):
+        """The Fulcio leaf's embedded SCT must verify with a CT log of the trusted root."""
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        def no_ctlogs(root):
+            root["ctlogs"] = []
+
+        def key_replaced(root):  # same log id, another key: the SCT signature fails
+            for log in root["ctlogs"]:
+                log["publicKey"]["rawBytes"] = base64.b64encode(other).decode()
+
+        def not_yet_valid(root):  # the logs start after the SCT was issued
+            for log in root["ctlogs"]:
+                log["publicKey"]["validFor"] = {"start": "2030-01-01T00:00:00Z"}
+
+        def extra_log(root):  # an unrelated log besides the real ones changes nothing
+            root["ctlogs"].append({"baseUrl": "https://ct.example", "hashAlgorithm": "SHA2_256",
+                                   "publicKey": {"rawBytes": base64.b64encode(other).decode(),
+                                                 "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                                 "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                                   "logId": {"keyId": base64.b64encode(b"\7" * 32).decode()}})
+
+        cases = [("no-ctlogs", no_ctlogs, SIGNATURE, "no SCT is from a CT log"),
+                 ("key-replaced", key_replaced, SIGNATURE, "SCT does not verify"),
+                 ("not-yet-valid", not_yet_valid, SIGNATURE, "no SCT is from a CT log"),
+                 ("extra-log", extra_log, OK, None)]
+        for name, change, want, words in cases:
+            with self.subTest(case=name):
+                self.root_variant(change)
+                r = self.check_one(d, want, ignore=["ignore-me"], msg=name)
+                if words:
+                    self.assertIn("certificate transparency", r.stderr, name)
+                    self.assertIn(words, r.stderr, name)
 
     def test_policy_needs_identity_and_issuer(self):
         d = os.path.join(MT, "v1.1.0-sigstore") + "/"
