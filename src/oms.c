@@ -10,9 +10,11 @@
  *   above 1, each key once. A `publicKey.hint` present must be the hint of the key that
  *   verified signatures[0]. The verification material is otherwise not looked at.
  * - Certificate mode: the leaf is x509CertificateChain[0], the rest untrusted intermediates,
- *   the policy's ca_file the only roots; the chain is checked at the verification time (a key
- *   or certificate bundle carries no trusted signing time), so an expired or not yet valid
- *   leaf is refused. KeyUsage digitalSignature, or EKU codeSigning when there is no KeyUsage.
+ *   the policy's ca_file the only roots; the whole chain is checked at the verification time:
+ *   a key or certificate bundle carries no trusted signing time. The reference verifier up to
+ *   1.1.1 took the leaf's notBefore as the signing time, so a leaf never expired
+ *   (sigstore/model-transparency#663); its fix (PR #664) checks at the current time, as OMS
+ *   v1.0 §8.2 asks. KeyUsage digitalSignature, or EKU codeSigning when there is no KeyUsage.
  * - Legacy v0.2 bundles (predicate Digests/v0.1, buggy PAE) are refused: they do not bind the
  *   file set. Only hash_type sha256 is accepted.
  * - Resource names must be safe relative paths ("." or the file's name for a single-file

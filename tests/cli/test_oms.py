@@ -245,13 +245,17 @@ def make_leaf(ca_key, ca_cert, leaf_key, days_before=1, days_after=1, code_signi
     return b.sign(ca_key, hashes.SHA256())
 
 
+def cert_bundle(leaf_key, chain, stmt):
+    payload = omsref.payload_bytes(stmt)
+    material = {"x509CertificateChain": {"certificates": [
+        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
+        for c in chain]}, "tlogEntries": []}
+    return omsref.make_bundle(payload, [omsref.sign(leaf_key, omsref.pae(payload))], material)
+
+
 class TestResignedCertificates(OmsCase):
     def cert_bundle(self, leaf_key, chain, stmt):
-        payload = omsref.payload_bytes(stmt)
-        material = {"x509CertificateChain": {"certificates": [
-            {"rawBytes": __import__("base64").b64encode(c.public_bytes(
-                serialization.Encoding.DER)).decode()} for c in chain]}, "tlogEntries": []}
-        return omsref.make_bundle(payload, [omsref.sign(leaf_key, omsref.pae(payload))], material)
+        return cert_bundle(leaf_key, chain, stmt)
 
     def test_validity_usage_identity(self):
         ca_key, ca = make_ca()
@@ -283,6 +287,75 @@ class TestResignedCertificates(OmsCase):
         for name, _, _, _, want in cases:
             with self.subTest(case=name):
                 self.assertExit(self.ws.run("verify", name), want, name)
+
+
+def make_intermediate(ca_key, ca_cert, days_before, days_after):
+    key = ec.generate_private_key(ec.SECP384R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intermediate")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days_before))
+            .not_valid_after(now + datetime.timedelta(days=days_after))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+class TestCertificateValidityTime(OmsCase):
+    """Certificate mode checks the whole chain at the verification time: a key or certificate
+    bundle carries no trusted signing time. The reference verifier up to 1.1.1 used the leaf's
+    notBefore (a leaf then never expires, sigstore/model-transparency#663); PR #664 moved it to
+    the current time, as OMS v1.0 §8.2 asks ("the leaf MUST be within its validity period")."""
+
+    def test_chain_validity(self):
+        ca_key, ca = make_ca()
+        self.ws.write("ca.pem", ca.public_bytes(serialization.Encoding.PEM), 0o600)
+        old_key, old_ca = make_ca()
+        # a root that expired yesterday (it was valid when the leaf was issued)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        old_ca = (x509.CertificateBuilder().subject_name(old_ca.subject)
+                  .issuer_name(old_ca.subject).public_key(old_key.public_key())
+                  .serial_number(x509.random_serial_number())
+                  .not_valid_before(now - datetime.timedelta(days=300))
+                  .not_valid_after(now - datetime.timedelta(days=1))
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                  .sign(old_key, hashes.SHA256()))
+        self.ws.write("old-ca.pem", old_ca.public_bytes(serialization.Encoding.PEM), 0o600)
+        cases = [  # name, intermediate validity (days from now) or None, leaf validity, root
+            ("via-intermediate", (-10, 100), (-1, 30), "ca.pem", OK),
+            # the leaf expired yesterday; it was valid at its notBefore (the old reference rule)
+            ("leaf-expired-now", (-10, 100), (-5, -1), "ca.pem", SIGNATURE),
+            ("leaf-not-yet-valid", (-10, 100), (1, 30), "ca.pem", SIGNATURE),
+            # the leaf is valid now, the intermediate expired (it was valid at the leaf's
+            # notBefore)
+            ("intermediate-expired", (-10, -1), (-5, 30), "ca.pem", SIGNATURE),
+            ("intermediate-not-yet-valid", (1, 100), (-1, 30), "ca.pem", SIGNATURE),
+            ("root-expired", None, (-5, 30), "old-ca.pem", SIGNATURE),
+        ]
+        for name, mid, leaf_days, root, _ in cases:
+            d = self.make_model(name, {"w.bin": b"weights of " + name.encode()})
+            leaf_key = ec.generate_private_key(ec.SECP256R1())
+            if mid is None:
+                leaf = make_leaf(old_key, old_ca, leaf_key, *leaf_days)
+                chain = [leaf]
+            else:
+                mid_key, mid_cert = make_intermediate(ca_key, ca, *mid)
+                leaf = make_leaf(mid_key, mid_cert, leaf_key, *leaf_days)
+                chain = [leaf, mid_cert]
+            st = omsref.statement(omsref.file_resources(d))
+            self.ws.write(name + "/model.sig", cert_bundle(leaf_key, chain, st))
+            self.add_model(name, d, {"ca_file": root})
+        self.ws.write_policy()
+        for name, _, _, _, want in cases:
+            with self.subTest(case=name):
+                r = self.ws.run("verify", name)
+                self.assertExit(r, want, name)
+                if want != OK:
+                    self.assertRegex(r.stderr, "expired|not yet valid", name)
 
 
 class TestResignedKeyMode(OmsCase):
