@@ -12,6 +12,7 @@ import base64
 import datetime
 import json
 import os
+import resource
 import shutil
 import sys
 
@@ -583,6 +584,39 @@ class TestResignedKeyMode(OmsCase):
         with open(path, "ab") as f:
             f.write(b"\0")
         self.assertExit(self.ws.run("verify", "one"), INTEGRITY)
+
+    def test_sharded_file_of_several_chunks(self):
+        """Shards longer than the workers' 256 KiB read chunk, the last one shorter; the
+        verified memory is a memfd, or private memory when RLIMIT_FSIZE (which memfd writes
+        count against) is below the file's size."""
+        k = self.keys["p256"]
+        n = 3 * 600000 - 1234
+        hdr = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+        hdr += b" " * (-len(hdr) % 8)
+        path = self.ws.path("big.safetensors")
+        with open(path, "wb") as f:
+            f.write(len(hdr).to_bytes(8, "little") + hdr + os.urandom(n))
+        size = os.path.getsize(path)
+        st = omsref.statement(omsref.shard_resources(path, 600000), method="shards",
+                              shard_size=600000, name="big.safetensors")
+        self.assertEqual(len(st["predicate"]["resources"]), 3)
+        self.ws.write("big.sig", omsref.sign_statement(k, st))
+        self.add_model("big", path, {"keys": ["p256"], "bundle": "big.sig"})
+        self.ws.write_policy()
+        r = self.ws.run("inspect", "--json", "big")
+        self.assertExit(r, OK)
+        self.assertEqual(json.loads(r.stdout)["tensors"][0]["name"], "w")
+        r = mgtest.run_bin("inspect", "-p", self.ws.policy_path, "big", preexec_fn=lambda:
+                           resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2)))
+        self.assertExit(r, OK, "private memory under a low RLIMIT_FSIZE")
+        with open(path, "r+b") as f:
+            f.seek(900000)
+            b = f.read(1)
+            f.seek(900000)
+            f.write(bytes([b[0] ^ 1]))
+        r = self.ws.run("verify", "big")
+        self.assertExit(r, INTEGRITY)
+        self.assertIn("600000:1200000", r.stderr)
 
     def test_threshold(self):
         a, b = self.keys["p256"], self.keys["p384"]
