@@ -854,6 +854,67 @@ class TestSigstoreMode(OmsCase):
                 self.assertExit(self.ws.run("policy check"), POLICY)
 
 
+class TestCorpusEveryMode(OmsCase):
+    """Every bundle of tests/data/oms in each of the three modes, with its exit code: the key
+    mode with the reference's P-384 key, the certificate mode with its ca-cert.pem, the
+    Sigstore mode with the production trusted root and the fixtures' identity and issuer."""
+
+    KEY, CERT, SIGSTORE = range(3)
+    ELLIPTIC = os.path.join(MT, "v1.1.0-elliptic-key")
+    # (bundle, model folder or single file, verdict in key, certificate, Sigstore mode)
+    ROWS = [
+        ("v0.3.1-elliptic-key", "single", (OK, SIGNATURE, SIGNATURE)),
+        ("v1.0.0-elliptic-key", "single", (OK, SIGNATURE, SIGNATURE)),
+        ("v1.0.1-elliptic-key", None, (OK, SIGNATURE, SIGNATURE)),
+        ("v1.1.0-elliptic-key", None, (OK, SIGNATURE, SIGNATURE)),
+        ("v0.2.0-certificate", None, (SIGNATURE, SIGNATURE, SIGNATURE)),
+        ("v0.3.1-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.0.0-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.0.1-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.1.0-certificate", None, (OK, OK, SIGNATURE)),
+        ("v0.3.1-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.0.0-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.0.1-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.1.0-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("valid/key.bundle.json", ELLIPTIC, (OK, SIGNATURE, SIGNATURE)),
+        ("valid/certificate.bundle.json", ELLIPTIC, (OK, OK, SIGNATURE)),
+        ("valid/sigstore.bundle.json", os.path.join(MT, "v1.1.0-sigstore"),
+         (SIGNATURE, SIGNATURE, OK)),
+        ("invalid/empty.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-envelope.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-tlog-entries.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-verification-material.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid-payload/wrong-predicate.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+    ]
+
+    def test_every_bundle_in_every_mode(self):
+        self.add_reference_key()
+        shutil.copy(os.path.join(KEYS, "ca-cert.pem"), self.ws.path("ca.pem"))
+        shutil.copy(TRUST, self.ws.path("root.json"))
+        anchors = ({"keys": ["ref"]}, {"ca_file": "ca.pem"},
+                   {"sigstore_root": "root.json", "identity": ID, "issuer": ISSUER})
+        models = []
+        for i, (bundle, model, verdicts) in enumerate(self.ROWS):
+            if model == "single":  # the bundle beside a single-file model
+                models.append((os.path.join(MT, bundle, "signme-1"),
+                               {"bundle": os.path.join(MT, bundle, "model.sig")}, None))
+            elif model is None:
+                models.append((os.path.join(MT, bundle) + "/", {}, ["ignore-me"]))
+            else:  # a spec vector over a copy of the folder it signs
+                source = self.copy_dir(model, "vector%d" % i)
+                shutil.copy(os.path.join(VECTORS, bundle), source + "model.sig")
+                models.append((source, {}, ["ignore-me"]))
+        for mode, anchor in enumerate(anchors):  # one policy per mode (one entry per source)
+            self.ws.models = []
+            for i, (source, where, ignore) in enumerate(models):
+                self.add_model("b%d" % i, source, dict(anchor, **where), ignore)
+            self.ws.write_policy()
+            for i, (bundle, _, verdicts) in enumerate(self.ROWS):
+                with self.subTest(bundle=bundle, mode=("key", "certificate", "sigstore")[mode]):
+                    self.assertExit(self.ws.run("verify", "b%d" % i), verdicts[mode],
+                                    "%s, mode %d" % (bundle, mode))
+
+
 GOLDEN = os.path.join(DATA, "model-transparency", "tests", "_signing", "testdata", "signing",
                       "TestPayload")
 
