@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <dirent.h>
 #include <openssl/ct.h>
 #include <openssl/err.h>
@@ -617,16 +618,10 @@ static uint8_t *b64_run(const char *t, size_t n, size_t *out_len)
  * note text, and name the proof's tree size and root hash. Required, as sigstore-python
  * requires it for v0.2 and later bundles.
  */
-static bool checkpoint_ok(const json_t *proof, EVP_PKEY *log_key, const uint8_t kid[32],
+static bool checkpoint_ok(const char *t, size_t n, EVP_PKEY *log_key, const uint8_t kid[32],
                           uint64_t size, const uint8_t root[32], char *why, size_t why_len)
 {
-    json_t *env = json_object_get(json_object_get(proof, "checkpoint"), "envelope");
-    snprintf(why, why_len, "%s", env == NULL ? "the inclusion proof has no checkpoint"
-                                             : "the checkpoint is not a signed note");
-    if (!json_is_string(env))
-        return false;
-    const char *t = json_string_value(env);
-    size_t n = json_string_length(env);
+    snprintf(why, why_len, "the checkpoint is not a signed note");
     const char *sep = memmem(t, n, "\n\n", 2);
     if (sep == NULL || memchr(t, '\0', n) != NULL)
         return false;
@@ -669,7 +664,7 @@ static bool checkpoint_ok(const json_t *proof, EVP_PKEY *log_key, const uint8_t 
             free(sig);
             return false;
         }
-        if (memcmp(sig, kid, 4) == 0 &&
+        if (memcmp(sig, kid, 4) == 0 && log_key != NULL &&
             verify_any(log_key, (const uint8_t *)t, note_len, sig + 4, sig_len - 4))
             signed_by_log = true;
         free(sig);
@@ -873,7 +868,14 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
         goto out;
     }
     char why[160];
-    if (!checkpoint_ok(proof, log_key, kid_id, (uint64_t)size, root_hash, why, sizeof why)) {
+    json_t *env = json_object_get(json_object_get(proof, "checkpoint"), "envelope");
+    if (!json_is_string(env)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: Rekor checkpoint: the inclusion proof has "
+                    "no checkpoint");
+        goto out;
+    }
+    if (!checkpoint_ok(json_string_value(env), json_string_length(env), log_key, kid_id,
+                       (uint64_t)size, root_hash, why, sizeof why)) {
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: Rekor checkpoint: %s", why);
         goto out;
     }
@@ -1325,6 +1327,21 @@ mg_status mg_oms_parse_statement_unverified(const uint8_t *payload, size_t len,
     e.payload = (uint8_t *)(uintptr_t)payload;
     e.payload_len = len;
     return parse_statement(&e, single_name, out, err);
+}
+
+bool mg_oms_checkpoint_check(const char *text, size_t len, const uint8_t *spki_der,
+                             size_t spki_len, const uint8_t log_id[32], uint64_t tree_size,
+                             const uint8_t root_hash[32], char *why, size_t why_len)
+{
+    EVP_PKEY *k = NULL;
+    if (spki_der != NULL && spki_len <= LONG_MAX) {
+        const unsigned char *p = spki_der;
+        k = d2i_PUBKEY(NULL, &p, (long)spki_len);
+        ERR_clear_error();
+    }
+    bool ok = checkpoint_ok(text, len, k, log_id, tree_size, root_hash, why, why_len);
+    EVP_PKEY_free(k);
+    return ok;
 }
 
 /* ---- the model folder ----------------------------------------------------------------- */
