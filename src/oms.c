@@ -281,12 +281,13 @@ static bool name_entry_is(X509_NAME *name, int nid, const char *want)
     return false;
 }
 
-/* The leaf carries `identity` as its subject CN or email, or as a SAN email, URI or DNS. */
-static bool identity_matches(X509 *leaf, const char *identity)
+/* The leaf carries `identity` as its subject CN or email, or as a SAN email, URI or DNS;
+ * `san_only` (Sigstore): as a SAN email or URI only. */
+static bool identity_matches(X509 *leaf, const char *identity, bool san_only)
 {
     X509_NAME *subj = X509_get_subject_name(leaf);
-    if (name_entry_is(subj, NID_commonName, identity) ||
-        name_entry_is(subj, NID_pkcs9_emailAddress, identity))
+    if (!san_only && (name_entry_is(subj, NID_commonName, identity) ||
+                      name_entry_is(subj, NID_pkcs9_emailAddress, identity)))
         return true;
     GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     bool found = false;
@@ -294,7 +295,7 @@ static bool identity_matches(X509 *leaf, const char *identity)
         GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
         ASN1_IA5STRING *s = g->type == GEN_EMAIL ? g->d.rfc822Name
                             : g->type == GEN_URI ? g->d.uniformResourceIdentifier
-                            : g->type == GEN_DNS ? g->d.dNSName
+                            : g->type == GEN_DNS && !san_only ? g->d.dNSName
                                                  : NULL;
         found = s != NULL && (size_t)ASN1_STRING_length(s) == strlen(identity) &&
                 memcmp(ASN1_STRING_get0_data(s), identity, strlen(identity)) == 0;
@@ -367,7 +368,7 @@ static mg_status verify_cert(const mg_oms_policy *op, json_t *vm, const envelope
                     "signing (KeyUsage digitalSignature, or EKU codeSigning)");
         goto out;
     }
-    if (op->identity != NULL && !identity_matches(leaf, op->identity)) {
+    if (op->identity != NULL && !identity_matches(leaf, op->identity, false)) {
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
                     "the identity '%.200s'", op->identity);
         goto out;
@@ -941,8 +942,9 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
     char why[256];
     if (root == NULL)
         s = mg_fail(err, MG_E_POLICY, "sigstore_root: %s", jerr.message);
-    else if (!json_is_array(entries) || json_array_size(entries) == 0)
-        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Rekor entry (tlogEntries)");
+    else if (!json_is_array(entries) || json_array_size(entries) != 1)
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: tlogEntries must hold exactly one Rekor "
+                    "entry (as sigstore-python requires)");
     else
         s = rekor_entry_ok(root, json_array_get(entries, 0), e, leaf, &when, err);
     X509 *issuer = NULL;
@@ -953,7 +955,7 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
     if (s == MG_OK && !sct_ok(json_object_get(root, "ctlogs"), leaf, issuer, why, sizeof why))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: certificate transparency: %s", why);
     X509_free(issuer);
-    if (s == MG_OK && !identity_matches(leaf, op->identity))
+    if (s == MG_OK && !identity_matches(leaf, op->identity, true))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
                     "the identity '%.200s'", op->identity);
     if (s == MG_OK && !issuer_matches(leaf, op->issuer))
@@ -962,9 +964,10 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
     if (s == MG_OK) {
         uint32_t ku = X509_get_key_usage(leaf);
         uint32_t xku = X509_get_extended_key_usage(leaf);
-        if ((ku & KU_DIGITAL_SIGNATURE) == 0 || (xku & XKU_CODE_SIGN) == 0)
-            s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Fulcio certificate is not for "
-                        "code signing");
+        if ((ku & KU_DIGITAL_SIGNATURE) == 0 || (xku & XKU_CODE_SIGN) == 0 ||
+            X509_check_ca(leaf) != 0)
+            s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Fulcio certificate is not a "
+                        "code-signing leaf (KeyUsage, EKU, or it is a CA)");
     }
     EVP_PKEY *pkey = s == MG_OK ? X509_get0_pubkey(leaf) : NULL;
     if (s == MG_OK &&

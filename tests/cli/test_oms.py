@@ -730,6 +730,9 @@ class TestSigstoreMode(OmsCase):
         def no_entries(b):
             b["verificationMaterial"]["tlogEntries"] = []
 
+        def two_entries(b):  # its own entry, and a valid one of another bundle
+            b["verificationMaterial"]["tlogEntries"].append(other)
+
         def unknown_log(b):
             entry(b)["logId"]["keyId"] = __import__("base64").b64encode(b"\1" * 32).decode()
 
@@ -786,6 +789,7 @@ class TestSigstoreMode(OmsCase):
                  ("proof-hash", proof_hash, "inclusion proof"),
                  ("proof-index", proof_index, "inclusion proof"),
                  ("no-entries", no_entries, "tlogEntries"),
+                 ("two-entries", two_entries, "exactly one Rekor entry"),
                  ("unknown-log", unknown_log, "not in the trusted root"),
                  ("other-cert", other_cert, "not about this envelope")]
         for name, change, words in cases:
