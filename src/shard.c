@@ -233,6 +233,10 @@ mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_
     }
     if (s == MG_OK)
         s = mg_shard_root(pin, digest, err);
+    /* Sealed and mapped read-only at once, as region.c does for unsharded files (private
+     * memory stays writable for the caller to seal). */
+    if (s == MG_OK && out->has_memfd)
+        s = mg_region_seal(out, err);
     if (s != MG_OK)
         mg_region_free(out);
     return s;

@@ -12,8 +12,8 @@
 #include "region.h"
 
 /*
- * Read the open file `fd`, whose size must be pin->size, into a new region (a memfd that
- * mg_region_seal seals; private memory without memfd or under a low RLIMIT_FSIZE); shard i
+ * Read the open file `fd`, whose size must be pin->size, into a new region (a sealed memfd
+ * mapped read-only; private memory without memfd or under a low RLIMIT_FSIZE); shard i
  * ([i*shard_size, min((i+1)*shard_size, size))) is read and hashed by one of `threads`
  * threads and must equal pin->shards[i]. `digest` receives the SHA-256 over the
  * concatenated shard digests (what mg_shard_root computes for the pin). MG_E_INTEGRITY for a

@@ -205,6 +205,7 @@ static void test_shard_read_parallel(void **state)
         assert_int_equal(mg_shard_read(fd, &pin, threads, &r, root, &done, &e), MG_OK);
         assert_int_equal(r.len, SIZE);
         assert_memory_equal(r.data, data, SIZE);
+        assert_true(r.memfd_sealed); /* verified memory as for unsharded files */
         assert_int_equal(done, SIZE);
         assert_int_equal(mg_shard_root(&pin, want, &e), MG_OK);
         assert_memory_equal(root, want, 32);
