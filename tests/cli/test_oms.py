@@ -809,6 +809,42 @@ class TestSigstoreMode(OmsCase):
         change(root)
         self.ws.write("root.json", json.dumps(root).encode(), 0o600)
 
+    def test_trusted_root(self):
+        """The Fulcio CA and the Rekor log must be in the trusted root, valid at the Rekor
+        integrated time (2025-10-10 for v1.1.0), with their own keys."""
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        def no_cas(root):
+            root["certificateAuthorities"] = []
+
+        def cas_later(root):  # the CAs start after the entry was logged
+            for ca in root["certificateAuthorities"]:
+                ca["validFor"] = {"start": "2026-01-01T00:00:00Z"}
+
+        def cas_ended(root):  # ... or had ended before
+            for ca in root["certificateAuthorities"]:
+                ca["validFor"]["end"] = "2025-01-01T00:00:00Z"
+
+        def log_later(root):
+            for log in root["tlogs"]:
+                log["publicKey"]["validFor"] = {"start": "2026-01-01T00:00:00Z"}
+
+        def log_key_replaced(root):  # same log id, another key: the SET fails
+            for log in root["tlogs"]:
+                log["publicKey"]["rawBytes"] = base64.b64encode(other).decode()
+
+        cases = [("no-cas", no_cas, "Fulcio CA"), ("cas-later", cas_later, "Fulcio CA"),
+                 ("cas-ended", cas_ended, "Fulcio CA"),
+                 ("log-later", log_later, "not in the trusted root"),
+                 ("log-key-replaced", log_key_replaced, "signed entry timestamp")]
+        for name, change, words in cases:
+            with self.subTest(case=name):
+                self.root_variant(change)
+                r = self.check_one(d, SIGNATURE, ignore=["ignore-me"], msg=name)
+                self.assertIn(words, r.stderr, name)
+
     def test_certificate_transparency(self):
         """The Fulcio leaf's embedded SCT must verify with a CT log of the trusted root."""
         d = os.path.join(MT, "v1.1.0-sigstore") + "/"
