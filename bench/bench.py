@@ -196,8 +196,10 @@ def report(cases):
         size = sum(os.path.getsize(p) for p in (single if isinstance(single, list) else [single]))
         for label, t, rss in results:
             lines.append("| %s | %.3f | %.2f | %.0f |" % (label, t, t / base, rss / 1048576))
-        text = "\nModel size %.0f MiB; modelgate's peak RSS over the model size: %.1f MiB" % (
-            size / 1048576, (results[0][2] - size) / 1048576)
+        over = results[0][2] - size
+        text = "\nModel size %.0f MiB; " % (size / 1048576) + (
+            "modelgate's peak RSS over the model size: %.1f MiB" % (over / 1048576) if over >= 0
+            else "modelgate's verified memory is a memfd written with pwrite, outside its RSS")
         if "unconfined" in results[1][0]:
             text += "; confined parsing costs %+.1f ms (%+.1f%%) over parsing in the process" % (
                 (results[0][1] - results[1][1]) * 1000, (results[0][1] / results[1][1] - 1) * 100)
