@@ -10,9 +10,11 @@
  *   above 1, each key once. A `publicKey.hint` present must be the hint of the key that
  *   verified signatures[0]. The verification material is otherwise not looked at.
  * - Certificate mode: the leaf is x509CertificateChain[0], the rest untrusted intermediates,
- *   the policy's ca_file the only roots; the chain is checked at the verification time (a key
- *   or certificate bundle carries no trusted signing time), so an expired or not yet valid
- *   leaf is refused. KeyUsage digitalSignature, or EKU codeSigning when there is no KeyUsage.
+ *   the policy's ca_file the only roots; the whole chain is checked at the verification time:
+ *   a key or certificate bundle carries no trusted signing time. The reference verifier up to
+ *   1.1.1 took the leaf's notBefore as the signing time, so a leaf never expired
+ *   (sigstore/model-transparency#663); its fix (PR #664) checks at the current time, as OMS
+ *   v1.0 §8.2 asks. KeyUsage digitalSignature, or EKU codeSigning when there is no KeyUsage.
  * - Legacy v0.2 bundles (predicate Digests/v0.1, buggy PAE) are refused: they do not bind the
  *   file set. Only hash_type sha256 is accepted.
  * - Resource names must be safe relative paths ("." or the file's name for a single-file
@@ -22,7 +24,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <dirent.h>
+#include <openssl/ct.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -277,12 +281,13 @@ static bool name_entry_is(X509_NAME *name, int nid, const char *want)
     return false;
 }
 
-/* The leaf carries `identity` as its subject CN or email, or as a SAN email, URI or DNS. */
-static bool identity_matches(X509 *leaf, const char *identity)
+/* The leaf carries `identity` as its subject CN or email, or as a SAN email, URI or DNS;
+ * `san_only` (Sigstore): as a SAN email or URI only. */
+static bool identity_matches(X509 *leaf, const char *identity, bool san_only)
 {
     X509_NAME *subj = X509_get_subject_name(leaf);
-    if (name_entry_is(subj, NID_commonName, identity) ||
-        name_entry_is(subj, NID_pkcs9_emailAddress, identity))
+    if (!san_only && (name_entry_is(subj, NID_commonName, identity) ||
+                      name_entry_is(subj, NID_pkcs9_emailAddress, identity)))
         return true;
     GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
     bool found = false;
@@ -290,7 +295,7 @@ static bool identity_matches(X509 *leaf, const char *identity)
         GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
         ASN1_IA5STRING *s = g->type == GEN_EMAIL ? g->d.rfc822Name
                             : g->type == GEN_URI ? g->d.uniformResourceIdentifier
-                            : g->type == GEN_DNS ? g->d.dNSName
+                            : g->type == GEN_DNS && !san_only ? g->d.dNSName
                                                  : NULL;
         found = s != NULL && (size_t)ASN1_STRING_length(s) == strlen(identity) &&
                 memcmp(ASN1_STRING_get0_data(s), identity, strlen(identity)) == 0;
@@ -363,7 +368,7 @@ static mg_status verify_cert(const mg_oms_policy *op, json_t *vm, const envelope
                     "signing (KeyUsage digitalSignature, or EKU codeSigning)");
         goto out;
     }
-    if (op->identity != NULL && !identity_matches(leaf, op->identity)) {
+    if (op->identity != NULL && !identity_matches(leaf, op->identity, false)) {
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
                     "the identity '%.200s'", op->identity);
         goto out;
@@ -539,8 +544,10 @@ static bool issuer_matches(X509 *leaf, const char *want)
 }
 
 /* The leaf chains to one of the trusted root's Fulcio CAs at `when`. */
-static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, size_t why_len)
+static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, X509 **issuer, char *why,
+                            size_t why_len)
 {
+    *issuer = NULL;
     size_t i;
     json_t *ca;
     snprintf(why, why_len, "no certificate authority of the trusted root was valid then");
@@ -572,6 +579,14 @@ static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, si
             if (!ok)
                 snprintf(why, why_len, "%s",
                          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+            STACK_OF(X509) *got = ok ? X509_STORE_CTX_get0_chain(ctx) : NULL;
+            if (ok && (got == NULL || sk_X509_num(got) < 2 ||
+                       X509_up_ref(sk_X509_value(got, 1)) != 1)) {
+                snprintf(why, why_len, "the leaf is itself a trusted certificate");
+                ok = false;
+            } else if (ok) {
+                *issuer = sk_X509_value(got, 1);
+            }
         } else {
             ok = false;
         }
@@ -583,6 +598,188 @@ static bool fulcio_chain_ok(json_t *cas, X509 *leaf, int64_t when, char *why, si
             return true;
     }
     return false;
+}
+
+/* A base64 run of `n` characters decoded into a malloc'd buffer (NULL if not strict base64). */
+static uint8_t *b64_run(const char *t, size_t n, size_t *out_len)
+{
+    uint8_t *buf = malloc(n / 4 * 3 + 3);
+    if (buf != NULL && !mg_base64_decode(t, n, buf, n / 4 * 3 + 3, out_len)) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/*
+ * The inclusion proof's checkpoint, a signed note (C2SP signed-note / tlog-checkpoint):
+ *   "<origin>\n<tree size>\n<base64 root hash>\n[extension lines]\n" "\n"
+ *   one or more "\u2014 <name> <base64(4-byte key hint || signature)>\n"
+ * It must be signed by the log's key (key hint = the first 4 bytes of the log id) over the
+ * note text, and name the proof's tree size and root hash. Required, as sigstore-python
+ * requires it for v0.2 and later bundles.
+ */
+static bool checkpoint_ok(const char *t, size_t n, EVP_PKEY *log_key, const uint8_t kid[32],
+                          uint64_t size, const uint8_t root[32], char *why, size_t why_len)
+{
+    snprintf(why, why_len, "the checkpoint is not a signed note");
+    const char *sep = memmem(t, n, "\n\n", 2);
+    if (sep == NULL || memchr(t, '\0', n) != NULL)
+        return false;
+    size_t note_len = (size_t)(sep - t) + 1;
+    const char *origin_end = memchr(t, '\n', note_len);
+    const char *size_line = origin_end + 1;
+    const char *size_end = memchr(size_line, '\n', note_len - (size_t)(size_line - t));
+    if (origin_end == t || size_end == NULL)
+        return false;
+    const char *root_line = size_end + 1;
+    const char *root_end = memchr(root_line, '\n', note_len - (size_t)(root_line - t));
+    uint64_t cp_size;
+    size_t cp_root_len = 0;
+    if (root_end == NULL ||
+        !parse_u64(size_line, (size_t)(size_end - size_line), &cp_size))
+        return false;
+    uint8_t *cp_root = b64_run(root_line, (size_t)(root_end - root_line), &cp_root_len);
+    bool same = cp_root != NULL && cp_root_len == 32 && memcmp(cp_root, root, 32) == 0 &&
+                cp_size == size;
+    free(cp_root);
+    if (!same) {
+        snprintf(why, why_len, "the checkpoint is for another tree than the proof (size "
+                 "%llu, or another root hash)", (unsigned long long)cp_size);
+        return false;
+    }
+    /* The signature lines: one by the log is enough, others (witnesses) are not looked at. */
+    static const char dash[] = "\xe2\x80\x94 "; /* U+2014 EM DASH, space */
+    const char *p = sep + 2, *end = t + n;
+    bool signed_by_log = false;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL || (size_t)(nl - p) < 4 || memcmp(p, dash, 4) != 0)
+            return false;
+        const char *sp = memrchr(p + 4, ' ', (size_t)(nl - p - 4));
+        if (sp == NULL || sp == p + 4)
+            return false;
+        size_t sig_len = 0;
+        uint8_t *sig = b64_run(sp + 1, (size_t)(nl - sp - 1), &sig_len);
+        if (sig == NULL || sig_len <= 4) {
+            free(sig);
+            return false;
+        }
+        if (memcmp(sig, kid, 4) == 0 && log_key != NULL &&
+            verify_any(log_key, (const uint8_t *)t, note_len, sig + 4, sig_len - 4))
+            signed_by_log = true;
+        free(sig);
+        p = nl + 1;
+    }
+    if (!signed_by_log)
+        snprintf(why, why_len, "the checkpoint is not signed by the log's key");
+    return signed_by_log;
+}
+
+/* A CT log of the trusted root by its 32-byte id, valid at `when` (seconds). */
+static EVP_PKEY *ctlog_key(json_t *ctlogs, const uint8_t *id, size_t id_len, int64_t when)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(ctlogs, i, l) {
+        uint8_t *have = NULL;
+        size_t hl = 0;
+        bool same = b64_field(json_object_get(json_object_get(l, "logId"), "keyId"), &have,
+                              &hl) && hl == id_len && memcmp(have, id, hl) == 0;
+        free(have);
+        json_t *pk = json_object_get(l, "publicKey");
+        if (same && valid_for(json_object_get(pk, "validFor"), when))
+            return pkey_from_der_b64(json_object_get(pk, "rawBytes"));
+    }
+    return NULL;
+}
+
+/*
+ * Certificate transparency (RFC 6962 §3.2): the SCTs embedded in the Fulcio leaf are
+ * signatures by CT logs over the precertificate entry (the leaf's TBSCertificate without the
+ * SCT list extension, and SHA-256 of the issuer's SubjectPublicKeyInfo). At least one must
+ * verify with a CT log of the trusted root valid at the SCT's time; an SCT of a known log
+ * that does not verify fails; SCTs of logs the root does not list are not counted.
+ */
+static bool sct_ok(json_t *ctlogs, X509 *leaf, X509 *issuer, char *why, size_t why_len)
+{
+    STACK_OF(SCT) *scts = X509_get_ext_d2i(leaf, NID_ct_precert_scts, NULL, NULL);
+    X509 *pre = X509_dup(leaf);
+    unsigned char *tbs = NULL, *spki = NULL;
+    int tbs_len = -1, spki_len = -1;
+    bool ok = false;
+    snprintf(why, why_len, "the Fulcio certificate has no embedded SCT");
+    if (scts == NULL || sk_SCT_num(scts) == 0 || pre == NULL)
+        goto out;
+    X509_EXTENSION_free(X509_delete_ext(pre, X509_get_ext_by_NID(pre, NID_ct_precert_scts, -1)));
+    if (X509_get_ext_by_NID(pre, NID_ct_precert_scts, -1) >= 0)
+        goto out;
+    tbs_len = i2d_re_X509_tbs(pre, &tbs);
+    spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(issuer), &spki);
+    snprintf(why, why_len, "the precertificate could not be rebuilt");
+    if (tbs_len <= 0 || tbs_len >= (1 << 24) || spki_len <= 0)
+        goto out;
+    uint8_t ikh[32];
+    sha256(spki, (size_t)spki_len, NULL, 0, NULL, 0, ikh);
+    unsigned good = 0;
+    bool bad = false;
+    for (int k = 0; k < sk_SCT_num(scts) && !bad; k++) {
+        SCT *sct = sk_SCT_value(scts, k);
+        unsigned char *id = NULL, *ext = NULL, *sig = NULL;
+        size_t id_len = SCT_get0_log_id(sct, &id);
+        size_t ext_len = SCT_get0_extensions(sct, &ext);
+        size_t sig_len = SCT_get0_signature(sct, &sig);
+        uint64_t ms = SCT_get_timestamp(sct);
+        if (SCT_get_version(sct) != SCT_VERSION_V1 || ms / 1000 > INT64_MAX)
+            continue;
+        EVP_PKEY *key = ctlog_key(ctlogs, id, id_len, (int64_t)(ms / 1000));
+        if (key == NULL)
+            continue;
+        /* digitally-signed struct: version 0, certificate_timestamp 0, timestamp, entry type
+         * precert_entry 1, issuer key hash, TBS (24-bit length), extensions (16-bit). */
+        size_t len = 12 + 32 + 3 + (size_t)tbs_len + 2 + ext_len;
+        uint8_t *msg = ext_len < 65536 && sig_len > 0 ? malloc(len) : NULL;
+        if (msg != NULL) {
+            uint8_t *q = msg;
+            *q++ = 0;
+            *q++ = 0;
+            for (int b = 7; b >= 0; b--)
+                *q++ = (uint8_t)(ms >> (8 * b));
+            *q++ = 0;
+            *q++ = 1;
+            memcpy(q, ikh, 32);
+            q += 32;
+            *q++ = (uint8_t)((unsigned)tbs_len >> 16);
+            *q++ = (uint8_t)((unsigned)tbs_len >> 8);
+            *q++ = (uint8_t)tbs_len;
+            memcpy(q, tbs, (size_t)tbs_len);
+            q += tbs_len;
+            *q++ = (uint8_t)(ext_len >> 8);
+            *q++ = (uint8_t)ext_len;
+            if (ext_len > 0)
+                memcpy(q, ext, ext_len);
+        }
+        /* RFC 6962 logs sign with ECDSA and SHA-256 (the curve picks the hash here). */
+        if (msg != NULL && SCT_get_signature_nid(sct) == NID_ecdsa_with_SHA256 &&
+            verify_any(key, msg, len, sig, sig_len))
+            good++;
+        else
+            bad = true;
+        free(msg);
+        EVP_PKEY_free(key);
+    }
+    ok = good > 0 && !bad;
+    if (bad)
+        snprintf(why, why_len, "an SCT does not verify with its CT log's key");
+    else if (good == 0)
+        snprintf(why, why_len, "no SCT is from a CT log of the trusted root valid at its time");
+out:
+    OPENSSL_free(tbs);
+    OPENSSL_free(spki);
+    X509_free(pre);
+    SCT_LIST_free(scts);
+    ERR_clear_error();
+    return ok;
 }
 
 /* The Rekor entry: SET by the log's key over the canonical entry, RFC 6962 inclusion, and the
@@ -625,7 +822,9 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
         }
     }
     char kid_hex[65];
+    uint8_t kid_id[32];
     mg_hex_encode(kid, 32, kid_hex);
+    memcpy(kid_id, kid, 32);
     free(kid);
     if (log_key == NULL)
         return mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor log of the entry is not in "
@@ -667,6 +866,18 @@ static mg_status rekor_entry_ok(json_t *root, json_t *entry, const envelope *e, 
                       root_hash)) {
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Rekor inclusion proof does not lead to "
                     "its root hash");
+        goto out;
+    }
+    char why[160];
+    json_t *env = json_object_get(json_object_get(proof, "checkpoint"), "envelope");
+    if (!json_is_string(env)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: Rekor checkpoint: the inclusion proof has "
+                    "no checkpoint");
+        goto out;
+    }
+    if (!checkpoint_ok(json_string_value(env), json_string_length(env), log_key, kid_id,
+                       (uint64_t)size, root_hash, why, sizeof why)) {
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: Rekor checkpoint: %s", why);
         goto out;
     }
     /* The body is about this envelope: payload hash, signature, verifier = the leaf. */
@@ -731,15 +942,20 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
     char why[256];
     if (root == NULL)
         s = mg_fail(err, MG_E_POLICY, "sigstore_root: %s", jerr.message);
-    else if (!json_is_array(entries) || json_array_size(entries) == 0)
-        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: no Rekor entry (tlogEntries)");
+    else if (!json_is_array(entries) || json_array_size(entries) != 1)
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: tlogEntries must hold exactly one Rekor "
+                    "entry (as sigstore-python requires)");
     else
         s = rekor_entry_ok(root, json_array_get(entries, 0), e, leaf, &when, err);
+    X509 *issuer = NULL;
     if (s == MG_OK && !fulcio_chain_ok(json_object_get(root, "certificateAuthorities"), leaf,
-                                       when, why, sizeof why))
+                                       when, &issuer, why, sizeof why))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not chain to "
                     "a Fulcio CA of the trusted root at the Rekor time: %s", why);
-    if (s == MG_OK && !identity_matches(leaf, op->identity))
+    if (s == MG_OK && !sct_ok(json_object_get(root, "ctlogs"), leaf, issuer, why, sizeof why))
+        s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: certificate transparency: %s", why);
+    X509_free(issuer);
+    if (s == MG_OK && !identity_matches(leaf, op->identity, true))
         s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the signing certificate does not carry "
                     "the identity '%.200s'", op->identity);
     if (s == MG_OK && !issuer_matches(leaf, op->issuer))
@@ -748,9 +964,10 @@ static mg_status verify_sigstore(const mg_oms_policy *op, json_t *vm, const enve
     if (s == MG_OK) {
         uint32_t ku = X509_get_key_usage(leaf);
         uint32_t xku = X509_get_extended_key_usage(leaf);
-        if ((ku & KU_DIGITAL_SIGNATURE) == 0 || (xku & XKU_CODE_SIGN) == 0)
-            s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Fulcio certificate is not for "
-                        "code signing");
+        if ((ku & KU_DIGITAL_SIGNATURE) == 0 || (xku & XKU_CODE_SIGN) == 0 ||
+            X509_check_ca(leaf) != 0)
+            s = mg_fail(err, MG_E_SIGNATURE, "OMS bundle: the Fulcio certificate is not a "
+                        "code-signing leaf (KeyUsage, EKU, or it is a CA)");
     }
     EVP_PKEY *pkey = s == MG_OK ? X509_get0_pubkey(leaf) : NULL;
     if (s == MG_OK &&
@@ -1113,6 +1330,21 @@ mg_status mg_oms_parse_statement_unverified(const uint8_t *payload, size_t len,
     e.payload = (uint8_t *)(uintptr_t)payload;
     e.payload_len = len;
     return parse_statement(&e, single_name, out, err);
+}
+
+bool mg_oms_checkpoint_check(const char *text, size_t len, const uint8_t *spki_der,
+                             size_t spki_len, const uint8_t log_id[32], uint64_t tree_size,
+                             const uint8_t root_hash[32], char *why, size_t why_len)
+{
+    EVP_PKEY *k = NULL;
+    if (spki_der != NULL && spki_len <= LONG_MAX) {
+        const unsigned char *p = spki_der;
+        k = d2i_PUBKEY(NULL, &p, (long)spki_len);
+        ERR_clear_error();
+    }
+    bool ok = checkpoint_ok(text, len, k, log_id, tree_size, root_hash, why, why_len);
+    EVP_PKEY_free(k);
+    return ok;
 }
 
 /* ---- the model folder ----------------------------------------------------------------- */

@@ -87,4 +87,13 @@ MG_NODISCARD mg_status mg_oms_parse_statement_unverified(const uint8_t *payload,
                                                          const char *single_name, mg_oms *out,
                                                          mg_error *err);
 
+/* FOR TESTS AND THE FUZZ HARNESS (the load path checks it inside mg_oms_verify): the Rekor
+ * checkpoint `text` (`len` bytes; a signed note) names `tree_size` and `root_hash` and has a
+ * signature line by the log whose public key is `spki_der` (DER SubjectPublicKeyInfo; NULL:
+ * none verifies) and whose id is `log_id` (key hint: its first 4 bytes). On false, `why`
+ * says what failed. */
+bool mg_oms_checkpoint_check(const char *text, size_t len, const uint8_t *spki_der,
+                             size_t spki_len, const uint8_t log_id[32], uint64_t tree_size,
+                             const uint8_t root_hash[32], char *why, size_t why_len);
+
 #endif

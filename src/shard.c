@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +38,27 @@ static void fail_at(shard_run *R, size_t i, const mg_error *e)
     pthread_mutex_unlock(&R->lock);
 }
 
-static mg_status hash_shard(shard_run *R, size_t i, mg_error *err)
+/* Into the memfd at `off`: its pages are allocated by the write, never faulted in (nor
+ * zeroed first) through a mapping. */
+static mg_status write_all(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(fd, src, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
+                           w < 0 ? strerror(errno) : "short write");
+        src += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return MG_OK;
+}
+
+/* `buf` (SHARD_CHUNK bytes) when the region is a memfd: each chunk is read there, hashed
+ * while it is in cache, and written into the memfd; NULL: read straight into the region. */
+static mg_status hash_shard(shard_run *R, size_t i, uint8_t *buf, mg_error *err)
 {
     const mg_pinned_file *pin = R->pin;
     uint64_t start = (uint64_t)i * pin->shard_size;
@@ -48,7 +70,8 @@ static mg_status hash_shard(shard_run *R, size_t i, mg_error *err)
     uint64_t pos = start;
     while (s == MG_OK && pos < end) {
         size_t want = end - pos < SHARD_CHUNK ? (size_t)(end - pos) : SHARD_CHUNK;
-        ssize_t got = pread(R->fd, R->region->data + pos, want, (off_t)pos);
+        uint8_t *dst = buf != NULL ? buf : R->region->data + pos;
+        ssize_t got = pread(R->fd, dst, want, (off_t)pos);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
@@ -56,7 +79,9 @@ static mg_status hash_shard(shard_run *R, size_t i, mg_error *err)
         else if (got == 0)
             s = mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
         else
-            s = mg_digest_update(ctx, R->region->data + pos, (size_t)got, err);
+            s = mg_digest_update(ctx, dst, (size_t)got, err);
+        if (s == MG_OK && buf != NULL)
+            s = write_all(R->region->memfd, buf, (size_t)got, pos, err);
         if (s == MG_OK) {
             pos += (uint64_t)got;
             if (R->done != NULL)
@@ -81,15 +106,24 @@ static mg_status hash_shard(shard_run *R, size_t i, mg_error *err)
 static void *shard_worker(void *arg)
 {
     shard_run *R = arg;
+    uint8_t *buf = NULL;
+    if (R->region->has_memfd && (buf = malloc(SHARD_CHUNK)) == NULL) {
+        mg_error e;
+        mg_error_clear(&e);
+        if (mg_fail(&e, MG_E_LIMIT, "out of memory") != MG_OK)
+            fail_at(R, 0, &e);
+        return NULL;
+    }
     for (;;) {
         size_t i = atomic_fetch_add(&R->next, 1);
         if (i >= R->pin->shard_count || atomic_load(&R->first_bad) != SIZE_MAX)
             break;
         mg_error e;
         mg_error_clear(&e);
-        if (hash_shard(R, i, &e) != MG_OK)
+        if (hash_shard(R, i, buf, &e) != MG_OK)
             fail_at(R, i, &e);
     }
+    free(buf);
     return NULL;
 }
 
@@ -151,7 +185,14 @@ mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_
     if (pin->size > MG_MAX_MODEL_FILE_BYTES || pin->size > SIZE_MAX)
         return mg_fail(err, MG_E_LIMIT, "file of %llu bytes exceeds the cap",
                        (unsigned long long)pin->size);
-    mg_status s = mg_region_alloc(out, (size_t)pin->size, err);
+    /* Verified memory as for unsharded files: a memfd that mg_region_seal seals (private
+     * memory when there is no memfd, or when RLIMIT_FSIZE, which memfd writes count against,
+     * is below the file's size). */
+    struct rlimit fsz;
+    bool fsz_low = getrlimit(RLIMIT_FSIZE, &fsz) == 0 && fsz.rlim_cur != RLIM_INFINITY &&
+                   (uint64_t)fsz.rlim_cur < pin->size;
+    mg_status s = fsz_low ? mg_region_alloc(out, (size_t)pin->size, err)
+                          : mg_region_alloc_memfd(out, (size_t)pin->size, err);
     if (s != MG_OK)
         return s;
     shard_run R;
@@ -192,6 +233,10 @@ mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_
     }
     if (s == MG_OK)
         s = mg_shard_root(pin, digest, err);
+    /* Sealed and mapped read-only at once, as region.c does for unsharded files (private
+     * memory stays writable for the caller to seal). */
+    if (s == MG_OK && out->has_memfd)
+        s = mg_region_seal(out, err);
     if (s != MG_OK)
         mg_region_free(out);
     return s;

@@ -1,5 +1,7 @@
-/* Sharded hashing: one file read once into verified memory, its shards (fixed-size ranges,
- * each with its own pinned digest) read and hashed in parallel on several cores. */
+/* Sharded hashing: one file read once into verified memory (a memfd, as for other files), its
+ * shards (fixed-size ranges, each with its own pinned digest) read and hashed in parallel on
+ * several cores: each worker reads a chunk into a small buffer, hashes it while it is in
+ * cache and writes it into the memfd. */
 #ifndef MG_SHARD_H
 #define MG_SHARD_H
 
@@ -10,7 +12,8 @@
 #include "region.h"
 
 /*
- * Read the open file `fd`, whose size must be pin->size, into a new region; shard i
+ * Read the open file `fd`, whose size must be pin->size, into a new region (a sealed memfd
+ * mapped read-only; private memory without memfd or under a low RLIMIT_FSIZE); shard i
  * ([i*shard_size, min((i+1)*shard_size, size))) is read and hashed by one of `threads`
  * threads and must equal pin->shards[i]. `digest` receives the SHA-256 over the
  * concatenated shard digests (what mg_shard_root computes for the pin). MG_E_INTEGRITY for a

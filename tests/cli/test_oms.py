@@ -8,9 +8,11 @@
   certificates outside their validity, wrong identities, thresholds and hints.
 Exit codes: signature 5, integrity 1, policy 3.
 """
+import base64
 import datetime
 import json
 import os
+import resource
 import shutil
 import sys
 
@@ -244,13 +246,17 @@ def make_leaf(ca_key, ca_cert, leaf_key, days_before=1, days_after=1, code_signi
     return b.sign(ca_key, hashes.SHA256())
 
 
+def cert_bundle(leaf_key, chain, stmt):
+    payload = omsref.payload_bytes(stmt)
+    material = {"x509CertificateChain": {"certificates": [
+        {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
+        for c in chain]}, "tlogEntries": []}
+    return omsref.make_bundle(payload, [omsref.sign(leaf_key, omsref.pae(payload))], material)
+
+
 class TestResignedCertificates(OmsCase):
     def cert_bundle(self, leaf_key, chain, stmt):
-        payload = omsref.payload_bytes(stmt)
-        material = {"x509CertificateChain": {"certificates": [
-            {"rawBytes": __import__("base64").b64encode(c.public_bytes(
-                serialization.Encoding.DER)).decode()} for c in chain]}, "tlogEntries": []}
-        return omsref.make_bundle(payload, [omsref.sign(leaf_key, omsref.pae(payload))], material)
+        return cert_bundle(leaf_key, chain, stmt)
 
     def test_validity_usage_identity(self):
         ca_key, ca = make_ca()
@@ -282,6 +288,75 @@ class TestResignedCertificates(OmsCase):
         for name, _, _, _, want in cases:
             with self.subTest(case=name):
                 self.assertExit(self.ws.run("verify", name), want, name)
+
+
+def make_intermediate(ca_key, ca_cert, days_before, days_after):
+    key = ec.generate_private_key(ec.SECP384R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intermediate")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days_before))
+            .not_valid_after(now + datetime.timedelta(days=days_after))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+class TestCertificateValidityTime(OmsCase):
+    """Certificate mode checks the whole chain at the verification time: a key or certificate
+    bundle carries no trusted signing time. The reference verifier up to 1.1.1 used the leaf's
+    notBefore (a leaf then never expires, sigstore/model-transparency#663); PR #664 moved it to
+    the current time, as OMS v1.0 §8.2 asks ("the leaf MUST be within its validity period")."""
+
+    def test_chain_validity(self):
+        ca_key, ca = make_ca()
+        self.ws.write("ca.pem", ca.public_bytes(serialization.Encoding.PEM), 0o600)
+        old_key, old_ca = make_ca()
+        # a root that expired yesterday (it was valid when the leaf was issued)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        old_ca = (x509.CertificateBuilder().subject_name(old_ca.subject)
+                  .issuer_name(old_ca.subject).public_key(old_key.public_key())
+                  .serial_number(x509.random_serial_number())
+                  .not_valid_before(now - datetime.timedelta(days=300))
+                  .not_valid_after(now - datetime.timedelta(days=1))
+                  .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                  .sign(old_key, hashes.SHA256()))
+        self.ws.write("old-ca.pem", old_ca.public_bytes(serialization.Encoding.PEM), 0o600)
+        cases = [  # name, intermediate validity (days from now) or None, leaf validity, root
+            ("via-intermediate", (-10, 100), (-1, 30), "ca.pem", OK),
+            # the leaf expired yesterday; it was valid at its notBefore (the old reference rule)
+            ("leaf-expired-now", (-10, 100), (-5, -1), "ca.pem", SIGNATURE),
+            ("leaf-not-yet-valid", (-10, 100), (1, 30), "ca.pem", SIGNATURE),
+            # the leaf is valid now, the intermediate expired (it was valid at the leaf's
+            # notBefore)
+            ("intermediate-expired", (-10, -1), (-5, 30), "ca.pem", SIGNATURE),
+            ("intermediate-not-yet-valid", (1, 100), (-1, 30), "ca.pem", SIGNATURE),
+            ("root-expired", None, (-5, 30), "old-ca.pem", SIGNATURE),
+        ]
+        for name, mid, leaf_days, root, _ in cases:
+            d = self.make_model(name, {"w.bin": b"weights of " + name.encode()})
+            leaf_key = ec.generate_private_key(ec.SECP256R1())
+            if mid is None:
+                leaf = make_leaf(old_key, old_ca, leaf_key, *leaf_days)
+                chain = [leaf]
+            else:
+                mid_key, mid_cert = make_intermediate(ca_key, ca, *mid)
+                leaf = make_leaf(mid_key, mid_cert, leaf_key, *leaf_days)
+                chain = [leaf, mid_cert]
+            st = omsref.statement(omsref.file_resources(d))
+            self.ws.write(name + "/model.sig", cert_bundle(leaf_key, chain, st))
+            self.add_model(name, d, {"ca_file": root})
+        self.ws.write_policy()
+        for name, _, _, _, want in cases:
+            with self.subTest(case=name):
+                r = self.ws.run("verify", name)
+                self.assertExit(r, want, name)
+                if want != OK:
+                    self.assertRegex(r.stderr, "expired|not yet valid", name)
 
 
 class TestResignedKeyMode(OmsCase):
@@ -510,6 +585,39 @@ class TestResignedKeyMode(OmsCase):
             f.write(b"\0")
         self.assertExit(self.ws.run("verify", "one"), INTEGRITY)
 
+    def test_sharded_file_of_several_chunks(self):
+        """Shards longer than the workers' 256 KiB read chunk, the last one shorter; the
+        verified memory is a memfd, or private memory when RLIMIT_FSIZE (which memfd writes
+        count against) is below the file's size."""
+        k = self.keys["p256"]
+        n = 3 * 600000 - 1234
+        hdr = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+        hdr += b" " * (-len(hdr) % 8)
+        path = self.ws.path("big.safetensors")
+        with open(path, "wb") as f:
+            f.write(len(hdr).to_bytes(8, "little") + hdr + os.urandom(n))
+        size = os.path.getsize(path)
+        st = omsref.statement(omsref.shard_resources(path, 600000), method="shards",
+                              shard_size=600000, name="big.safetensors")
+        self.assertEqual(len(st["predicate"]["resources"]), 3)
+        self.ws.write("big.sig", omsref.sign_statement(k, st))
+        self.add_model("big", path, {"keys": ["p256"], "bundle": "big.sig"})
+        self.ws.write_policy()
+        r = self.ws.run("inspect", "--json", "big")
+        self.assertExit(r, OK)
+        self.assertEqual(json.loads(r.stdout)["tensors"][0]["name"], "w")
+        r = mgtest.run_bin("inspect", "-p", self.ws.policy_path, "big", preexec_fn=lambda:
+                           resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2)))
+        self.assertExit(r, OK, "private memory under a low RLIMIT_FSIZE")
+        with open(path, "r+b") as f:
+            f.seek(900000)
+            b = f.read(1)
+            f.seek(900000)
+            f.write(bytes([b[0] ^ 1]))
+        r = self.ws.run("verify", "big")
+        self.assertExit(r, INTEGRITY)
+        self.assertIn("600000:1200000", r.stderr)
+
     def test_threshold(self):
         a, b = self.keys["p256"], self.keys["p384"]
         d = self.model("two")
@@ -622,6 +730,9 @@ class TestSigstoreMode(OmsCase):
         def no_entries(b):
             b["verificationMaterial"]["tlogEntries"] = []
 
+        def two_entries(b):  # its own entry, and a valid one of another bundle
+            b["verificationMaterial"]["tlogEntries"].append(other)
+
         def unknown_log(b):
             entry(b)["logId"]["keyId"] = __import__("base64").b64encode(b"\1" * 32).decode()
 
@@ -631,17 +742,144 @@ class TestSigstoreMode(OmsCase):
             der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
             b["verificationMaterial"]["certificate"]["rawBytes"] = __import__("base64").b64encode(der).decode()
 
-        cases = [("swap-entry", swap_entry, "not about this envelope"),
+        def proof_of_other_entry(b):  # this entry and SET, the inclusion proof of another
+            entry(b)["inclusionProof"] = other["inclusionProof"]
+
+        def checkpoint_of_other_tree(b):  # a genuine checkpoint, signed by the log, of another
+            entry(b)["inclusionProof"]["checkpoint"] = other["inclusionProof"]["checkpoint"]
+
+        def checkpoint_edit(fn):
+            def change(b):
+                cp = entry(b)["inclusionProof"]["checkpoint"]
+                cp["envelope"] = fn(cp["envelope"])
+            return change
+
+        def resign_line(env, edit):
+            note, lines = env.split("\n\n", 1)
+            head, sig = lines.rstrip("\n").rsplit(" ", 1)
+            raw = bytearray(base64.b64decode(sig))
+            edit(raw)
+            return note + "\n\n" + head + " " + base64.b64encode(bytes(raw)).decode() + "\n"
+
+        def flip_last(raw):
+            raw[-1] ^= 1
+
+        def other_hint(raw):
+            raw[0] ^= 0xff
+
+        def no_checkpoint(b):
+            del entry(b)["inclusionProof"]["checkpoint"]
+
+        cases = [("proof-of-another-entry", proof_of_other_entry, "inclusion proof"),
+                 ("checkpoint-of-another-tree", checkpoint_of_other_tree,
+                  "checkpoint is for another tree"),
+                 ("checkpoint-signature-flipped",
+                  checkpoint_edit(lambda e: resign_line(e, flip_last)), "not signed by the log"),
+                 ("checkpoint-other-key-hint",
+                  checkpoint_edit(lambda e: resign_line(e, other_hint)), "not signed by the log"),
+                 ("checkpoint-root-line-changed",
+                  checkpoint_edit(lambda e: e.replace("V0NA1e", "V0NA1f", 1)),
+                  "checkpoint is for another tree"),
+                 ("checkpoint-not-a-note", checkpoint_edit(lambda e: e.replace("\n\n", "\n")),
+                  "not a signed note"),
+                 ("checkpoint-missing", no_checkpoint, "no checkpoint"),
+                 ("swap-entry", swap_entry, "not about this envelope"),
                  ("time-moved", time_moved, "signed entry timestamp"),
                  ("set-flipped", set_flipped, "signed entry timestamp"),
                  ("proof-hash", proof_hash, "inclusion proof"),
                  ("proof-index", proof_index, "inclusion proof"),
                  ("no-entries", no_entries, "tlogEntries"),
+                 ("two-entries", two_entries, "exactly one Rekor entry"),
                  ("unknown-log", unknown_log, "not in the trusted root"),
                  ("other-cert", other_cert, "not about this envelope")]
         for name, change, words in cases:
             with self.subTest(case=name):
                 self.tampered(name, change, SIGNATURE, words)
+
+    def test_checkpoint_cosignature_of_another_key_is_ignored(self):
+        def witness(b):
+            cp = b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+            cp["envelope"] += "\u2014 witness.example " + base64.b64encode(
+                b"\1\2\3\4" + b"\0" * 64).decode() + "\n"
+        self.tampered("witness", witness, OK)
+
+    def root_variant(self, change):
+        with open(TRUST) as f:
+            root = json.load(f)
+        change(root)
+        self.ws.write("root.json", json.dumps(root).encode(), 0o600)
+
+    def test_trusted_root(self):
+        """The Fulcio CA and the Rekor log must be in the trusted root, valid at the Rekor
+        integrated time (2025-10-10 for v1.1.0), with their own keys."""
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        def no_cas(root):
+            root["certificateAuthorities"] = []
+
+        def cas_later(root):  # the CAs start after the entry was logged
+            for ca in root["certificateAuthorities"]:
+                ca["validFor"] = {"start": "2026-01-01T00:00:00Z"}
+
+        def cas_ended(root):  # ... or had ended before
+            for ca in root["certificateAuthorities"]:
+                ca["validFor"]["end"] = "2025-01-01T00:00:00Z"
+
+        def log_later(root):
+            for log in root["tlogs"]:
+                log["publicKey"]["validFor"] = {"start": "2026-01-01T00:00:00Z"}
+
+        def log_key_replaced(root):  # same log id, another key: the SET fails
+            for log in root["tlogs"]:
+                log["publicKey"]["rawBytes"] = base64.b64encode(other).decode()
+
+        cases = [("no-cas", no_cas, "Fulcio CA"), ("cas-later", cas_later, "Fulcio CA"),
+                 ("cas-ended", cas_ended, "Fulcio CA"),
+                 ("log-later", log_later, "not in the trusted root"),
+                 ("log-key-replaced", log_key_replaced, "signed entry timestamp")]
+        for name, change, words in cases:
+            with self.subTest(case=name):
+                self.root_variant(change)
+                r = self.check_one(d, SIGNATURE, ignore=["ignore-me"], msg=name)
+                self.assertIn(words, r.stderr, name)
+
+    def test_certificate_transparency(self):
+        """The Fulcio leaf's embedded SCT must verify with a CT log of the trusted root."""
+        d = os.path.join(MT, "v1.1.0-sigstore") + "/"
+        other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+        def no_ctlogs(root):
+            root["ctlogs"] = []
+
+        def key_replaced(root):  # same log id, another key: the SCT signature fails
+            for log in root["ctlogs"]:
+                log["publicKey"]["rawBytes"] = base64.b64encode(other).decode()
+
+        def not_yet_valid(root):  # the logs start after the SCT was issued
+            for log in root["ctlogs"]:
+                log["publicKey"]["validFor"] = {"start": "2030-01-01T00:00:00Z"}
+
+        def extra_log(root):  # an unrelated log besides the real ones changes nothing
+            root["ctlogs"].append({"baseUrl": "https://ct.example", "hashAlgorithm": "SHA2_256",
+                                   "publicKey": {"rawBytes": base64.b64encode(other).decode(),
+                                                 "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                                 "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                                   "logId": {"keyId": base64.b64encode(b"\7" * 32).decode()}})
+
+        cases = [("no-ctlogs", no_ctlogs, SIGNATURE, "no SCT is from a CT log"),
+                 ("key-replaced", key_replaced, SIGNATURE, "SCT does not verify"),
+                 ("not-yet-valid", not_yet_valid, SIGNATURE, "no SCT is from a CT log"),
+                 ("extra-log", extra_log, OK, None)]
+        for name, change, want, words in cases:
+            with self.subTest(case=name):
+                self.root_variant(change)
+                r = self.check_one(d, want, ignore=["ignore-me"], msg=name)
+                if words:
+                    self.assertIn("certificate transparency", r.stderr, name)
+                    self.assertIn(words, r.stderr, name)
 
     def test_policy_needs_identity_and_issuer(self):
         d = os.path.join(MT, "v1.1.0-sigstore") + "/"
@@ -654,6 +892,67 @@ class TestSigstoreMode(OmsCase):
                 self.ws.models = [{"name": "s", "source": d, "oms": oms}]
                 self.ws.write_policy()
                 self.assertExit(self.ws.run("policy check"), POLICY)
+
+
+class TestCorpusEveryMode(OmsCase):
+    """Every bundle of tests/data/oms in each of the three modes, with its exit code: the key
+    mode with the reference's P-384 key, the certificate mode with its ca-cert.pem, the
+    Sigstore mode with the production trusted root and the fixtures' identity and issuer."""
+
+    KEY, CERT, SIGSTORE = range(3)
+    ELLIPTIC = os.path.join(MT, "v1.1.0-elliptic-key")
+    # (bundle, model folder or single file, verdict in key, certificate, Sigstore mode)
+    ROWS = [
+        ("v0.3.1-elliptic-key", "single", (OK, SIGNATURE, SIGNATURE)),
+        ("v1.0.0-elliptic-key", "single", (OK, SIGNATURE, SIGNATURE)),
+        ("v1.0.1-elliptic-key", None, (OK, SIGNATURE, SIGNATURE)),
+        ("v1.1.0-elliptic-key", None, (OK, SIGNATURE, SIGNATURE)),
+        ("v0.2.0-certificate", None, (SIGNATURE, SIGNATURE, SIGNATURE)),
+        ("v0.3.1-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.0.0-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.0.1-certificate", None, (OK, OK, SIGNATURE)),
+        ("v1.1.0-certificate", None, (OK, OK, SIGNATURE)),
+        ("v0.3.1-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.0.0-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.0.1-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("v1.1.0-sigstore", None, (SIGNATURE, SIGNATURE, OK)),
+        ("valid/key.bundle.json", ELLIPTIC, (OK, SIGNATURE, SIGNATURE)),
+        ("valid/certificate.bundle.json", ELLIPTIC, (OK, OK, SIGNATURE)),
+        ("valid/sigstore.bundle.json", os.path.join(MT, "v1.1.0-sigstore"),
+         (SIGNATURE, SIGNATURE, OK)),
+        ("invalid/empty.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-envelope.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-tlog-entries.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid/missing-verification-material.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+        ("invalid-payload/wrong-predicate.bundle.json", ELLIPTIC, (SIGNATURE,) * 3),
+    ]
+
+    def test_every_bundle_in_every_mode(self):
+        self.add_reference_key()
+        shutil.copy(os.path.join(KEYS, "ca-cert.pem"), self.ws.path("ca.pem"))
+        shutil.copy(TRUST, self.ws.path("root.json"))
+        anchors = ({"keys": ["ref"]}, {"ca_file": "ca.pem"},
+                   {"sigstore_root": "root.json", "identity": ID, "issuer": ISSUER})
+        models = []
+        for i, (bundle, model, verdicts) in enumerate(self.ROWS):
+            if model == "single":  # the bundle beside a single-file model
+                models.append((os.path.join(MT, bundle, "signme-1"),
+                               {"bundle": os.path.join(MT, bundle, "model.sig")}, None))
+            elif model is None:
+                models.append((os.path.join(MT, bundle) + "/", {}, ["ignore-me"]))
+            else:  # a spec vector over a copy of the folder it signs
+                source = self.copy_dir(model, "vector%d" % i)
+                shutil.copy(os.path.join(VECTORS, bundle), source + "model.sig")
+                models.append((source, {}, ["ignore-me"]))
+        for mode, anchor in enumerate(anchors):  # one policy per mode (one entry per source)
+            self.ws.models = []
+            for i, (source, where, ignore) in enumerate(models):
+                self.add_model("b%d" % i, source, dict(anchor, **where), ignore)
+            self.ws.write_policy()
+            for i, (bundle, _, verdicts) in enumerate(self.ROWS):
+                with self.subTest(bundle=bundle, mode=("key", "certificate", "sigstore")[mode]):
+                    self.assertExit(self.ws.run("verify", "b%d" % i), verdicts[mode],
+                                    "%s, mode %d" % (bundle, mode))
 
 
 GOLDEN = os.path.join(DATA, "model-transparency", "tests", "_signing", "testdata", "signing",

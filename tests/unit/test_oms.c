@@ -2,6 +2,8 @@
  * rules, and parallel shard hashing into verified memory. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "oms.h"
 #include "shard.h"
 #include "testutil.h"
+#include "util/base64.h"
 #include "util/hex.h"
 
 static void test_pae_exact_bytes(void **state)
@@ -202,6 +205,7 @@ static void test_shard_read_parallel(void **state)
         assert_int_equal(mg_shard_read(fd, &pin, threads, &r, root, &done, &e), MG_OK);
         assert_int_equal(r.len, SIZE);
         assert_memory_equal(r.data, data, SIZE);
+        assert_true(r.memfd_sealed); /* verified memory as for unsharded files */
         assert_int_equal(done, SIZE);
         assert_int_equal(mg_shard_root(&pin, want, &e), MG_OK);
         assert_memory_equal(root, want, 32);
@@ -231,6 +235,114 @@ static void test_shard_read_parallel(void **state)
     free(dir);
 }
 
+/* A signed note "<origin>\n<size>\n<root b64>\n\n\u2014 <name> <b64(hint || sig)>\n"
+ * signed by `k` with the key hint `hint`; `note_override` replaces the note text if given. */
+static char *make_checkpoint(EVP_PKEY *k, const uint8_t hint[4], uint64_t size,
+                             const uint8_t root[32], const char *note_override)
+{
+    char root64[64], note[256];
+    mg_base64_encode(root, 32, root64);
+    if (note_override != NULL)
+        snprintf(note, sizeof note, "%s", note_override);
+    else
+        snprintf(note, sizeof note, "log.example - 42\n%llu\n%s\n", (unsigned long long)size,
+                 root64);
+    uint8_t sig[4 + 256];
+    size_t sig_len = sizeof sig - 4;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, k), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig + 4, &sig_len, (const uint8_t *)note, strlen(note)),
+                     1);
+    EVP_MD_CTX_free(ctx);
+    memcpy(sig, hint, 4);
+    char sig64[400];
+    mg_base64_encode(sig, sig_len + 4, sig64);
+    char *out = malloc(1024);
+    snprintf(out, 1024, "%s\n\xe2\x80\x94 log.example %s\n", note, sig64);
+    return out;
+}
+
+static void test_checkpoint(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    uint8_t *der = NULL;
+    int der_len = i2d_PUBKEY(k, &der);
+    assert_true(der_len > 0);
+    uint8_t id[MG_DIGEST_MAX], root[32], root2[32];
+    assert_int_equal(mg_digest_buffer(MG_SHA256, der, (size_t)der_len, id, &(mg_error){0}), MG_OK);
+    memset(root, 0xab, 32);
+    memset(root2, 0xcd, 32);
+    char why[160];
+    const size_t dl = (size_t)der_len;
+#define CHECK(text, size, rt) \
+    mg_oms_checkpoint_check((text), strlen(text), der, dl, id, (size), (rt), why, sizeof why)
+
+    char *good = make_checkpoint(k, id, 1000, root, NULL);
+    assert_true(CHECK(good, 1000, root));
+    /* the same note for another tree, or another root */
+    assert_false(CHECK(good, 1001, root));
+    assert_non_null(strstr(why, "another tree"));
+    assert_false(CHECK(good, 1000, root2));
+    /* no key, or the signature of another key, or the right key under another hint */
+    assert_false(mg_oms_checkpoint_check(good, strlen(good), NULL, 0, id, 1000, root, why,
+                                         sizeof why));
+    char *by_other = make_checkpoint(other, id, 1000, root, NULL);
+    assert_false(CHECK(by_other, 1000, root));
+    assert_non_null(strstr(why, "not signed by the log"));
+    const uint8_t wrong_hint[4] = {id[0] ^ 1, id[1], id[2], id[3]};
+    char *hinted = make_checkpoint(k, wrong_hint, 1000, root, NULL);
+    assert_false(CHECK(hinted, 1000, root));
+    /* a witness line of another key besides the log's: fine; a malformed line: refused */
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s\xe2\x80\x94 witness AQIDBAAA\n", good);
+    assert_true(CHECK(buf, 1000, root));
+    snprintf(buf, sizeof buf, "%s- witness AQIDBAAA\n", good);
+    assert_false(CHECK(buf, 1000, root));
+    snprintf(buf, sizeof buf, "%s\xe2\x80\x94 witness AQID!AAA\n", good);
+    assert_false(CHECK(buf, 1000, root));
+    snprintf(buf, sizeof buf, "%s\xe2\x80\x94 nosig\n", good);
+    assert_false(CHECK(buf, 1000, root));
+    /* without the last newline, without the blank line, truncated anywhere: refused */
+    snprintf(buf, sizeof buf, "%s", good);
+    buf[strlen(buf) - 1] = '\0';
+    assert_false(CHECK(buf, 1000, root));
+    for (size_t cut = 0; cut < strlen(good); cut++) {
+        assert_false(mg_oms_checkpoint_check(good, cut, der, dl, id, 1000, root, why,
+                                             sizeof why));
+    }
+    /* a NUL inside is refused even with the length given */
+    snprintf(buf, sizeof buf, "%s", good);
+    size_t n = strlen(buf);
+    buf[3] = '\0';
+    assert_false(mg_oms_checkpoint_check(buf, n, der, dl, id, 1000, root, why, sizeof why));
+    /* notes the log signed but that are not checkpoints: no size, a size with a sign or a
+     * leading zero, a root that is not 32 bytes of base64 */
+    char root64[64];
+    mg_base64_encode(root, 32, root64);
+    const char *bad_notes[] = {"log.example\n", "log.example\n+1000\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\n",
+                               "log.example\n01000\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\n",
+                               "log.example\n1000\nq6urq6ur\n", "\n1000\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\n"};
+    for (size_t i = 0; i < sizeof bad_notes / sizeof *bad_notes; i++) {
+        char *t = make_checkpoint(k, id, 1000, root, bad_notes[i]);
+        assert_false(CHECK(t, 1000, root));
+        free(t);
+    }
+    /* that base64 root is the 0xab root: the same note with a good size line verifies */
+    assert_string_equal(root64, "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=");
+    char *plain = make_checkpoint(k, id, 1000, root, "log.example\n1000\nq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\nextension line\n");
+    assert_true(CHECK(plain, 1000, root));
+#undef CHECK
+    free(plain);
+    free(good);
+    free(by_other);
+    free(hinted);
+    OPENSSL_free(der);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_statement_files),
         cmocka_unit_test(test_statement_shards),
         cmocka_unit_test(test_shard_read_parallel),
+        cmocka_unit_test(test_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
