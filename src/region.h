@@ -24,7 +24,14 @@ typedef struct mg_region {
     bool has_memfd; /* `memfd` backs `data` and is not sealed yet */
     int memfd;
     bool memfd_sealed; /* `data` maps a sealed memfd (read-only for good) */
+    /* CRC-32 (zlib's) of each MG_REGION_CRC_BLOCK bytes of the content (the last block may be
+     * shorter), computed from the verified bytes while the file was read; NULL when not
+     * computed. The npz parser uses it for stored members instead of a pass of its own. */
+    uint32_t *block_crc;
+    size_t block_crc_count;
 } mg_region;
+
+#define MG_REGION_CRC_BLOCK ((size_t)1 << 20)
 
 /* Map `len` bytes of private, zeroed, writable memory (len 0 gives an empty region). */
 MG_NODISCARD mg_status mg_region_alloc(mg_region *r, size_t len, mg_error *err);
@@ -53,7 +60,9 @@ MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_
 
 /* mg_region_read_hashed_ex flags. */
 #define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
-                                   the file is read and hashed (when a core is spare) */
+                                   the file is read and hashed (when a core is spare); a
+                                   ZIP file (npz) also gets its block CRCs (block_crc) from
+                                   a second helper */
 
 /* As mg_region_read_hashed, with MG_REGION_* flags. */
 MG_NODISCARD mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size,

@@ -118,6 +118,9 @@ static mg_status parse_one(const mg_verified_file *f, mg_parse_result *out, mg_e
     /* The child parses into a result of its own: it charges the load's budget all the same. */
     if (out != &f->parsed && out->budget == NULL)
         out->budget = f->parsed.budget;
+    /* The block CRCs the reader computed from the same bytes (region.h), for npz. */
+    out->block_crc = f->region.block_crc;
+    out->block_crc_count = f->region.block_crc_count;
 #ifdef MG_SANDBOX_TEST_TRIGGERS
     mg_status t = test_trigger(data, f->region.len, err);
     if (t != MG_OK)

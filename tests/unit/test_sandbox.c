@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "model.h"
 #include "sandbox.h"
@@ -559,6 +560,51 @@ static void read_hashed_is_sealed_memfd(void **state)
     free(want);
 }
 
+/* A ZIP file of 4 MiB or more read with a spare core (MG_REGION_PREFAULT) comes with the CRC-32
+ * of each MG_REGION_CRC_BLOCK bytes, from the verified bytes; other files and reads come
+ * without. */
+static void read_hashed_block_crcs(void **state)
+{
+    (void)state;
+    size_t len = (5u << 20) + 777;
+    uint8_t *bytes = malloc(len);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < len; i++)
+        bytes[i] = (uint8_t)(i * 131 + (i >> 12));
+    memcpy(bytes, "PK\x03\x04", 4);
+    char path[] = "/tmp/mg-test-crc.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            assert_int_equal(pwrite(fd, "PX", 2, 0), 2); /* no longer a ZIP */
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        mg_region r;
+        uint8_t digest[MG_DIGEST_MAX];
+        mg_error e;
+        unsigned flags = round == 1 ? 0 : MG_REGION_PREFAULT;
+        assert_int_equal(mg_region_read_hashed_ex(fd, len, MG_SHA256, flags, &r, digest, NULL, &e),
+                         MG_OK);
+        if (round != 0) {
+            assert_null(r.block_crc);
+            mg_region_free(&r);
+            continue;
+        }
+        assert_non_null(r.block_crc);
+        assert_int_equal(r.block_crc_count, 6);
+        for (size_t i = 0; i < r.block_crc_count; i++) {
+            size_t off = i * MG_REGION_CRC_BLOCK;
+            size_t n = len - off < MG_REGION_CRC_BLOCK ? len - off : MG_REGION_CRC_BLOCK;
+            assert_int_equal(r.block_crc[i], (uint32_t)crc32(0, bytes + off, (uInt)n));
+        }
+        mg_region_free(&r);
+    }
+    close(fd);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +613,7 @@ int main(void)
         cmocka_unit_test(wire_bounds),
         cmocka_unit_test(memfd_region_sealed),
         cmocka_unit_test(read_hashed_is_sealed_memfd),
+        cmocka_unit_test(read_hashed_block_crcs),
         cmocka_unit_test(confined_equals_in_process),
         cmocka_unit_test(confined_failure_names_file),
         cmocka_unit_test(refused_confinement_fails_closed),
