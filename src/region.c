@@ -236,13 +236,14 @@ static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off,
 }
 
 /*
- * Block CRCs of a ZIP file (npz), on a spare core: a stored npz member is used in place, and
+ * Block CRCs of a ZIP file (npz), on another core: a stored npz member is used in place, and
  * its CRC-32 must be checked, which is one more pass over the whole file (zlib's crc32 runs
- * at about 2 GB/s here, slower than nothing). A helper thread reads back what the reader has
- * written into the memfd (ours alone: the verified bytes) in MG_REGION_CRC_BLOCK blocks and
- * computes each block's CRC-32 while the reader hashes; the parser combines them
- * (crc32_combine) into each member's CRC. Any trouble leaves the table out, and the parser
- * computes the CRC itself as before.
+ * at about 2 GB/s here). A helper thread reads back what the reader has written into the
+ * memfd (ours alone: the verified bytes) in MG_REGION_CRC_BLOCK blocks and computes each
+ * block's CRC-32 while the reader hashes; the parser combines them (crc32_combine) into each
+ * member's CRC. With a spare core the pass is hidden; without one it is still cheaper than
+ * the parser's pass through the mapping, which must first map every page of the file. Any
+ * trouble leaves the table out, and the parser computes the CRC itself as before.
  */
 #define MG_CRC_MIN_BYTES ((size_t)4 << 20)
 
@@ -400,7 +401,7 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
             st = mg_digest_update(ctx, buf, got, err);
         if (st == MG_OK)
             st = write_fully(mfd, buf, got, pos, err);
-        if (st == MG_OK && pos == 0 && (flags & MG_REGION_PREFAULT))
+        if (st == MG_OK && pos == 0)
             crc_start(&crc, mfd, size, buf, got);
         pos += got;
         if (st == MG_OK)

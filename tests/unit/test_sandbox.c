@@ -602,9 +602,8 @@ static void read_hashed_is_sealed_memfd(void **state)
     free(want);
 }
 
-/* A ZIP file of 4 MiB or more read with a spare core (MG_REGION_PREFAULT) comes with the CRC-32
- * of each MG_REGION_CRC_BLOCK bytes, from the verified bytes; other files and reads come
- * without. */
+/* A ZIP file of 4 MiB or more comes with the CRC-32 of each MG_REGION_CRC_BLOCK bytes, from the
+ * verified bytes, with or without a spare core (MG_REGION_PREFAULT); other files without. */
 static void read_hashed_block_crcs(void **state)
 {
     (void)state;
@@ -629,7 +628,7 @@ static void read_hashed_block_crcs(void **state)
         unsigned flags = round == 1 ? 0 : MG_REGION_PREFAULT;
         assert_int_equal(mg_region_read_hashed_ex(fd, len, MG_SHA256, flags, &r, digest, NULL, &e),
                          MG_OK);
-        if (round != 0) {
+        if (round == 2) {
             assert_null(r.block_crc);
             mg_region_free(&r);
             continue;
