@@ -117,9 +117,10 @@ NOTES = """## How to read these figures
   cores hash, and the fill is added to the hashing: the multi-file ratio is bounded by
   (hash + fill) / 2 over openssl's hash, about 0.65-0.75 here.
 - *Stored npz* (issue 17): a stored member is used in place and its CRC-32 must be checked;
-  zlib's crc32 runs at about 1.9 GB/s here. A helper thread (on the spare core, if any) computes the
-  CRC-32 of every 1 MiB block of the verified bytes while the reader hashes; the parser
-  combines them into each member's CRC (crc32_combine), exact, with no pass of its own.
+  zlib's crc32 runs at about 1.9 GB/s here. A helper thread (on the spare core, if any)
+  computes the CRC-32 of every 1 MiB block of the verified bytes while the reader hashes; the
+  parser combines them into each member's CRC (crc32_combine), exact, with no pass of its own
+  (before, the child's pass also had to map every page of the file).
 - Timings on a shared virtual machine move from run to run; the spread columns show by how
   much. The system time is the command's and its children's (getrusage via wait4).
 """
