@@ -17,6 +17,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,6 +318,30 @@ static void filter_generate(void)
     if (fd >= 0)
         close(fd);
     seccomp_release(ctx);
+}
+
+/* Generate the filter on a thread of its own, once per process, while the files are read. */
+static atomic_bool prepare_started;
+
+static void *prepare_main(void *arg)
+{
+    (void)arg;
+    (void)pthread_once(&filter_once, filter_generate);
+    return NULL;
+}
+
+void mg_sandbox_prepare(void)
+{
+    if (atomic_exchange(&prepare_started, true))
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    /* (If the thread cannot be made, the parse generates the filter itself.) */
+    if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0)
+        (void)pthread_create(&t, &attr, prepare_main, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 static _Noreturn void child_refuse(int fd, uint32_t step, int e)

@@ -36,6 +36,10 @@ typedef struct mg_sandbox_limits {
  * MG_E_LIMIT when it ran out of its CPU time, or when confinement could not be set up (a
  * confined parse never falls back to parsing in this process).
  */
+/* Optional: start building what confinement needs (the seccomp filter, once per process) on a
+ * thread of its own, so that it is ready when mg_sandbox_parse_files forks. */
+void mg_sandbox_prepare(void);
+
 MG_NODISCARD mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count,
                                               bool confined, const mg_sandbox_limits *limits,
                                               mg_error *err);
