@@ -238,95 +238,122 @@ static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off,
 /*
  * Block CRCs of a ZIP file (npz), on another core: a stored npz member is used in place, and
  * its CRC-32 must be checked, which is one more pass over the whole file (zlib's crc32 runs
- * at about 2 GB/s here). A helper thread reads back what the reader has written into the
- * memfd (ours alone: the verified bytes) in MG_REGION_CRC_BLOCK blocks and computes each
- * block's CRC-32 while the reader hashes; the parser combines them (crc32_combine) into each
- * member's CRC. With a spare core the pass is hidden; without one it is still cheaper than
- * the parser's pass through the mapping, which must first map every page of the file. Any
+ * at about 2 GB/s here). Instead the reader reads each chunk into one slot of a small ring,
+ * hashes it and writes it into the memfd as before, and hands the slot to a helper thread,
+ * which computes the CRC-32 of every MG_REGION_CRC_BLOCK bytes from the same verified bytes
+ * while they are still in cache; the parser combines them (crc32_combine) into each member's
+ * CRC. With a spare core the pass is hidden; without one it is still cheaper than the
+ * parser's pass through the mapping, which must first map every page of the file. Any
  * trouble leaves the table out, and the parser computes the CRC itself as before.
  */
 #define MG_CRC_MIN_BYTES ((size_t)4 << 20)
+#define MG_CRC_RING 8u
+_Static_assert(MG_REGION_CRC_BLOCK % MG_READ_CHUNK == 0, "a chunk never spans two blocks");
 
 typedef struct crc_helper {
     pthread_t thread;
-    int memfd;
     size_t size;
     uint32_t *crc;
     size_t count;
+    uint8_t *ring; /* MG_CRC_RING slots of MG_READ_CHUNK bytes */
+    size_t len[MG_CRC_RING];
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    size_t written; /* bytes in the memfd so far (under lock) */
-    bool stop;      /* the read failed: give up (under lock) */
-    bool ok;        /* every block done (the helper's own) */
+    size_t produced, consumed; /* chunks handed over and done (under lock) */
+    bool finished;             /* the reader hands over no more (under lock) */
+    bool ok;                   /* every block done (the helper's own until joined) */
     bool started;
 } crc_helper;
 
 static void *crc_main(void *arg)
 {
     crc_helper *h = arg;
-    uint8_t *buf = malloc(MG_REGION_CRC_BLOCK);
-    size_t i = 0;
-    for (; buf != NULL && i < h->count; i++) {
-        size_t off = i * MG_REGION_CRC_BLOCK;
-        size_t n = h->size - off < MG_REGION_CRC_BLOCK ? h->size - off : MG_REGION_CRC_BLOCK;
+    const uLong zero = crc32_z(0L, Z_NULL, 0);
+    uLong c = zero;
+    size_t pos = 0, block = 0;
+    for (;;) {
         pthread_mutex_lock(&h->lock);
-        while (!h->stop && h->written < off + n)
+        while (h->consumed == h->produced && !h->finished)
             pthread_cond_wait(&h->cond, &h->lock);
-        bool stop = h->stop;
-        pthread_mutex_unlock(&h->lock);
-        if (stop)
+        if (h->consumed == h->produced) { /* finished, and nothing left */
+            pthread_mutex_unlock(&h->lock);
             break;
-        size_t got = 0;
-        while (got < n) {
-            ssize_t r = pread(h->memfd, buf + got, n - got, (off_t)(off + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
         }
-        if (got != n)
-            break;
-        h->crc[i] = (uint32_t)crc32_z(crc32_z(0L, Z_NULL, 0), buf, n);
+        size_t k = h->consumed % MG_CRC_RING;
+        pthread_mutex_unlock(&h->lock);
+        size_t n = h->len[k];
+        c = crc32_z(c, h->ring + k * MG_READ_CHUNK, n);
+        pos += n;
+        if ((pos % MG_REGION_CRC_BLOCK == 0 || pos == h->size) && block < h->count) {
+            h->crc[block++] = (uint32_t)c;
+            c = zero;
+        }
+        pthread_mutex_lock(&h->lock);
+        h->consumed++;
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->lock);
     }
-    h->ok = buf != NULL && i == h->count;
-    free(buf);
+    h->ok = pos == h->size && block == h->count;
     return NULL;
 }
 
-/* Start the helper when `first` (the file's first bytes) opens a ZIP archive. */
-static void crc_start(crc_helper *h, int memfd, size_t size, const uint8_t *first, size_t n)
+/* Start the helper when `first` (the file's first chunk) opens a ZIP archive, and hand it
+ * that chunk. */
+static void crc_start(crc_helper *h, size_t size, const uint8_t *first, size_t n)
 {
     h->started = false;
     if (size < MG_CRC_MIN_BYTES || n < 4 || memcmp(first, "PK\x03\x04", 4) != 0)
         return;
-    h->memfd = memfd;
     h->size = size;
     h->count = (size + MG_REGION_CRC_BLOCK - 1) / MG_REGION_CRC_BLOCK;
     h->crc = malloc(h->count * sizeof *h->crc);
-    h->written = 0;
-    h->stop = false;
+    h->ring = malloc((size_t)MG_CRC_RING * MG_READ_CHUNK);
+    h->produced = 1;
+    h->consumed = 0;
+    h->finished = false;
     h->ok = false;
-    if (h->crc == NULL)
-        return;
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->cond, NULL);
-    h->started = pthread_create(&h->thread, NULL, crc_main, h) == 0;
+    if (h->crc != NULL && h->ring != NULL) {
+        memcpy(h->ring, first, n);
+        h->len[0] = n;
+        pthread_mutex_init(&h->lock, NULL);
+        pthread_cond_init(&h->cond, NULL);
+        h->started = pthread_create(&h->thread, NULL, crc_main, h) == 0;
+        if (!h->started) {
+            pthread_mutex_destroy(&h->lock);
+            pthread_cond_destroy(&h->cond);
+        }
+    }
     if (!h->started) {
-        pthread_mutex_destroy(&h->lock);
-        pthread_cond_destroy(&h->cond);
         free(h->crc);
+        free(h->ring);
         h->crc = NULL;
+        h->ring = NULL;
     }
 }
 
-static void crc_written(crc_helper *h, size_t pos)
+/* Where the reader puts its next chunk: a free slot of the ring (waiting for the helper if
+ * all are taken), or `buf` when there is no helper. */
+static uint8_t *crc_slot(crc_helper *h, uint8_t *buf)
+{
+    if (!h->started)
+        return buf;
+    pthread_mutex_lock(&h->lock);
+    while (h->produced - h->consumed == MG_CRC_RING)
+        pthread_cond_wait(&h->cond, &h->lock);
+    uint8_t *p = h->ring + (h->produced % MG_CRC_RING) * MG_READ_CHUNK;
+    pthread_mutex_unlock(&h->lock);
+    return p;
+}
+
+/* The chunk in the slot crc_slot gave is verified bytes: hand it over. */
+static void crc_hand_over(crc_helper *h, size_t n)
 {
     if (!h->started)
         return;
     pthread_mutex_lock(&h->lock);
-    h->written = pos;
-    pthread_cond_signal(&h->cond);
+    h->len[h->produced % MG_CRC_RING] = n;
+    h->produced++;
+    pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -335,16 +362,16 @@ static void crc_finish(crc_helper *h, bool keep, mg_region *out)
 {
     if (!h->started)
         return;
-    if (!keep) {
-        pthread_mutex_lock(&h->lock);
-        h->stop = true;
-        pthread_cond_signal(&h->cond);
-        pthread_mutex_unlock(&h->lock);
-    }
+    pthread_mutex_lock(&h->lock);
+    h->finished = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
     pthread_join(h->thread, NULL);
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
     h->started = false;
+    free(h->ring);
+    h->ring = NULL;
     if (keep && h->ok) {
         out->block_crc = h->crc;
         out->block_crc_count = h->count;
@@ -394,18 +421,19 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
     while (st == MG_OK && pos < size) {
         size_t want = size - pos < MG_READ_CHUNK ? size - pos : MG_READ_CHUNK;
         size_t got;
-        st = read_fully(fd, buf, want, &got, err);
+        uint8_t *chunk = crc_slot(&crc, buf);
+        st = read_fully(fd, chunk, want, &got, err);
         if (st == MG_OK && got < want)
             st = mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
         if (st == MG_OK)
-            st = mg_digest_update(ctx, buf, got, err);
+            st = mg_digest_update(ctx, chunk, got, err);
         if (st == MG_OK)
-            st = write_fully(mfd, buf, got, pos, err);
+            st = write_fully(mfd, chunk, got, pos, err);
         if (st == MG_OK && pos == 0)
-            crc_start(&crc, mfd, size, buf, got);
+            crc_start(&crc, size, chunk, got);
+        else if (st == MG_OK)
+            crc_hand_over(&crc, got);
         pos += got;
-        if (st == MG_OK)
-            crc_written(&crc, pos);
         if (st == MG_OK && done != NULL)
             atomic_fetch_add_explicit(done, got, memory_order_relaxed);
     }
