@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write the benchmark inputs into bench/work/ (not committed): a 1 GiB safetensors file, a
-model of 4 x 256 MiB safetensors files, a 1 GiB stored npz (written by numpy) and a 1 GiB GGUF.
+model of 4 x 256 MiB safetensors files, a 1 GiB stored npz (written by numpy), a 1 GiB GGUF
+and a small model (4 MiB safetensors, 64 tensors) for the per-load cost of confinement.
 Random bytes, so that nothing compresses or dedups. Skips files that already exist."""
 import json
 import os
@@ -29,6 +30,19 @@ def safetensors(path, nbytes):
         f.write(struct.pack("<Q", len(hdr)) + hdr)
         for b in random_stream(nbytes):
             f.write(b)
+    os.rename(path + ".tmp", path)
+
+
+def small_safetensors(path, tensors, each):
+    if os.path.exists(path):
+        return
+    meta = {"layer.%02d.weight" % i: {"dtype": "U8", "shape": [each],
+                                      "data_offsets": [i * each, (i + 1) * each]}
+            for i in range(tensors)}
+    hdr = json.dumps(meta).encode()
+    hdr += b" " * (-len(hdr) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(hdr)) + hdr + os.urandom(tensors * each))
     os.rename(path + ".tmp", path)
 
 
@@ -67,3 +81,4 @@ for i in range(4):
     safetensors(os.path.join(WORK, "four", "part-%d.safetensors" % i), (256 << 20) - 4096)
 npz(os.path.join(WORK, "one.npz"), GiB - 4096)
 gguf(os.path.join(WORK, "one.gguf"), GiB - 4096)
+small_safetensors(os.path.join(WORK, "small.safetensors"), 64, 64 << 10)

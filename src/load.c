@@ -1142,6 +1142,8 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         goto done;
     }
     m->parse_confined = mode != MODE_LOAD ? -1 : mg_policy_sandbox_required(pol, entry) ? 1 : 0;
+    if (m->parse_confined == 1)
+        mg_sandbox_prepare(); /* the filter is built while the files are read */
     m->name = mg_strdup(entry->name);
     m->source = mg_strdup(entry->source);
     if (m->name == NULL || m->source == NULL) {

@@ -1,14 +1,17 @@
 /*
  * Confined parsing. The parsers run in a forked child that, before it reads a byte of a
  * model, closes every descriptor but one pipe, sets PR_SET_NO_NEW_PRIVS, limits its CPU
- * time and address space, enters new user and network namespaces where the kernel allows
- * (optional), and loads a seccomp filter (libseccomp) that allows only: write on its pipe,
+ * time and address space, enters a new user namespace where the kernel allows (optional),
+ * and loads a seccomp filter (libseccomp) that allows only: write on its pipe,
  * mmap/mprotect without PROT_EXEC, munmap, mremap, brk, madvise, sysinfo (glibc's qsort asks
  * for the memory size), exit. Anything else (open,
  * socket, connect, execve, fork, kill, ...) kills it. The child sees the verified bytes
  * through the parent's read-only mappings of the sealed memfds (inherited by fork) and sends
  * back each file's tensor table in the wire format of sandbox_wire.h; the parent checks
- * every entry against the file's bounds before any pointer is formed.
+ * every entry against the file's bounds before any pointer is formed. The parent reads the
+ * child's output into memory mapped after the fork and, when it all fits (4 MiB), reaps the
+ * child before decoding: no page the two share is written while both live (each such write
+ * is a copy and, on a virtual machine, a TLB shootdown).
  */
 #ifndef MG_SANDBOX_H
 #define MG_SANDBOX_H
@@ -33,6 +36,10 @@ typedef struct mg_sandbox_limits {
  * MG_E_LIMIT when it ran out of its CPU time, or when confinement could not be set up (a
  * confined parse never falls back to parsing in this process).
  */
+/* Optional: start building what confinement needs (the seccomp filter, once per process) on a
+ * thread of its own, so that it is ready when mg_sandbox_parse_files forks. */
+void mg_sandbox_prepare(void);
+
 MG_NODISCARD mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count,
                                               bool confined, const mg_sandbox_limits *limits,
                                               mg_error *err);

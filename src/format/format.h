@@ -55,6 +55,11 @@ typedef struct mg_parse_result {
     size_t blob_cap;
     json_t *metadata; /* optional format metadata (owned), shown by inspect --json */
     mg_budget *budget; /* the load's budget while parsing, or NULL (not owned) */
+    /* Input, may be NULL: the CRC-32 of each MG_REGION_CRC_BLOCK bytes of the data being
+     * parsed, computed by the reader from the same verified bytes (region.h); a count that
+     * does not fit the data's length is ignored. Not owned. */
+    const uint32_t *block_crc;
+    size_t block_crc_count;
 } mg_parse_result;
 
 /* Charge `bytes` of parser-made memory for `what` to `budget` (NULL: nothing to charge);

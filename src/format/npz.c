@@ -436,16 +436,36 @@ static mg_status read_member(zip_t *za, uint64_t index, uint64_t usize, uint8_t 
     return st;
 }
 
-static uint32_t stored_crc32(const uint8_t *bytes, uint64_t len)
+static uLong crc32_direct(uLong c, const uint8_t *bytes, uint64_t len)
 {
-    uLong c = crc32_z(0L, Z_NULL, 0);
     while (len > 0) {
         z_size_t n = len > ((z_size_t)1 << 30) ? ((z_size_t)1 << 30) : (z_size_t)len;
         c = crc32_z(c, bytes, n);
         bytes += n;
         len -= n;
     }
-    return (uint32_t)c;
+    return c;
+}
+
+/* The CRC-32 of data[off, off + len) (a range proven inside the file). With the reader's
+ * block CRCs (out->block_crc), only the partial blocks at either end are read here; whole
+ * blocks are combined from the table (crc32_combine: the same value, exactly). */
+static uint32_t stored_crc32(const mg_parse_result *out, const uint8_t *data, size_t file_len,
+                             uint64_t off, uint64_t len)
+{
+    const uint64_t block = MG_REGION_CRC_BLOCK;
+    uLong c = crc32_z(0L, Z_NULL, 0);
+    uint64_t end = off + len;
+    if (out->block_crc == NULL || out->block_crc_count != (file_len + block - 1) / block ||
+        len < 2 * block)
+        return (uint32_t)crc32_direct(c, data + off, len);
+    uint64_t head_end = (off + block - 1) / block * block;
+    c = crc32_direct(c, data + off, head_end - off);
+    uLong op = crc32_combine_gen((z_off_t)block);
+    uint64_t pos = head_end;
+    for (; end - pos >= block; pos += block) /* a whole block: never the file's short last */
+        c = crc32_combine_op(c, out->block_crc[pos / block], op);
+    return (uint32_t)crc32_direct(c, data + pos, end - pos);
 }
 
 static mg_status member_npy(const uint8_t *bytes, uint64_t len, const npz_entry *e,
@@ -462,7 +482,7 @@ static mg_status member_npy(const uint8_t *bytes, uint64_t len, const npz_entry 
 }
 
 static mg_status add_member(mg_parse_result *out, zip_t *za, const uint8_t *data,
-                            const npz_entry *e, uint64_t index, uint64_t *inflated,
+                            size_t data_len, const npz_entry *e, uint64_t index, uint64_t *inflated,
                             mg_error *err)
 {
     mg_npy_array a;
@@ -476,9 +496,10 @@ static mg_status add_member(mg_parse_result *out, zip_t *za, const uint8_t *data
                            "npz: stored member %llu has different stored and real sizes",
                            (unsigned long long)index);
         const uint8_t *bytes = data + e->data_start; /* range proven in read_local_header */
-        /* Stored bytes are used in place: check their CRC-32 here (zlib, one pass) rather than
-         * copying them out through libzip, which would read the member twice more. */
-        if (stored_crc32(bytes, e->usize) != e->crc)
+        /* Stored bytes are used in place: check their CRC-32 here (from the reader's block
+         * CRCs where it made them, else one zlib pass) rather than copying them out through
+         * libzip, which would read the member twice more. */
+        if (stored_crc32(out, data, data_len, e->data_start, e->usize) != e->crc)
             return mg_fail(err, MG_E_FORMAT,
                            "npz: member %llu cannot be read: bad CRC-32 or corrupt data",
                            (unsigned long long)index);
@@ -570,7 +591,7 @@ static mg_status parse_members(const uint8_t *data, size_t len, npz_entry *entri
     for (size_t i = 0; i < count && st == MG_OK; i++) {
         st = cross_check(za, &entries[i], i, err);
         if (st == MG_OK)
-            st = add_member(out, za, data, &entries[i], i, &inflated, err);
+            st = add_member(out, za, data, len, &entries[i], i, &inflated, err);
     }
     zip_discard(za);
     return st;

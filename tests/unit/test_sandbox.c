@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "model.h"
 #include "sandbox.h"
@@ -380,6 +381,48 @@ static void confined_failure_names_file(void **state)
     files_free(f, 2);
 }
 
+/* A table larger than the parent's first buffer (4 MiB of wire bytes: 40000 tensors with long
+ * names) is read while the child still runs, and comes out the same as in process. */
+static void confined_large_table(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    size_t cap = (size_t)N * 200 + 64;
+    char *hdr = malloc(cap);
+    assert_non_null(hdr);
+    size_t h = 0;
+    hdr[h++] = '{';
+    for (unsigned i = 0; i < N; i++)
+        h += (size_t)snprintf(hdr + h, cap - h,
+                              "%s\"layer.%06u.a_rather_long_name_that_makes_the_table_big_"
+                              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":{\"dtype\":\"U8\",\"shape\":[1],"
+                              "\"data_offsets\":[%u,%u]}", i ? "," : "", i, i, i + 1);
+    hdr[h++] = '}';
+    while (h % 8 != 0)
+        hdr[h++] = ' ';
+    size_t len = 8 + h + N;
+    mg_verified_file f[2];
+    for (int k = 0; k < 2; k++) {
+        memset(&f[k], 0, sizeof f[k]);
+        mg_error e;
+        assert_int_equal(mg_region_alloc_memfd(&f[k].region, len, &e), MG_OK);
+        for (int b = 0; b < 8; b++)
+            f[k].region.data[b] = (uint8_t)((uint64_t)h >> (8 * b));
+        memcpy(f[k].region.data + 8, hdr, h);
+        f[k].path = strdup("big-table.safetensors");
+        f[k].format = &mg_format_safetensors;
+    }
+    free(hdr);
+    mg_error ea, eb;
+    mg_error_clear(&ea);
+    mg_error_clear(&eb);
+    assert_int_equal(mg_sandbox_parse_files(&f[0], 1, true, NULL, &ea), MG_OK);
+    assert_int_equal(mg_sandbox_parse_files(&f[1], 1, false, NULL, &eb), MG_OK);
+    assert_int_equal(f[0].parsed.count, N);
+    same_tables(&f[0].parsed, &f[1].parsed);
+    files_free(f, 2);
+}
+
 /* Every test input (the real corpus and every generated bad file): the same status, the same
  * message and the same table, confined and in process. */
 static size_t walked, walked_ok;
@@ -559,6 +602,50 @@ static void read_hashed_is_sealed_memfd(void **state)
     free(want);
 }
 
+/* A ZIP file of 4 MiB or more comes with the CRC-32 of each MG_REGION_CRC_BLOCK bytes, from the
+ * verified bytes, with or without a spare core (MG_REGION_PREFAULT); other files without. */
+static void read_hashed_block_crcs(void **state)
+{
+    (void)state;
+    size_t len = (5u << 20) + 777;
+    uint8_t *bytes = malloc(len);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < len; i++)
+        bytes[i] = (uint8_t)(i * 131 + (i >> 12));
+    memcpy(bytes, "PK\x03\x04", 4);
+    char path[] = "/tmp/mg-test-crc.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            assert_int_equal(pwrite(fd, "PX", 2, 0), 2); /* no longer a ZIP */
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        mg_region r;
+        uint8_t digest[MG_DIGEST_MAX];
+        mg_error e;
+        unsigned flags = round == 1 ? 0 : MG_REGION_PREFAULT;
+        assert_int_equal(mg_region_read_hashed_ex(fd, len, MG_SHA256, flags, &r, digest, NULL, &e),
+                         MG_OK);
+        if (round == 2) {
+            assert_null(r.block_crc);
+            mg_region_free(&r);
+            continue;
+        }
+        assert_non_null(r.block_crc);
+        assert_int_equal(r.block_crc_count, 6);
+        for (size_t i = 0; i < r.block_crc_count; i++) {
+            size_t off = i * MG_REGION_CRC_BLOCK;
+            size_t n = len - off < MG_REGION_CRC_BLOCK ? len - off : MG_REGION_CRC_BLOCK;
+            assert_int_equal(r.block_crc[i], (uint32_t)crc32(0, bytes + off, (uInt)n));
+        }
+        mg_region_free(&r);
+    }
+    close(fd);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,8 +654,10 @@ int main(void)
         cmocka_unit_test(wire_bounds),
         cmocka_unit_test(memfd_region_sealed),
         cmocka_unit_test(read_hashed_is_sealed_memfd),
+        cmocka_unit_test(read_hashed_block_crcs),
         cmocka_unit_test(confined_equals_in_process),
         cmocka_unit_test(confined_failure_names_file),
+        cmocka_unit_test(confined_large_table),
         cmocka_unit_test(refused_confinement_fails_closed),
         cmocka_unit_test(every_test_file_same_answer),
     };
