@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "util/fsutil.h"
+
 /* Read and hash in chunks small enough to stay in cache between the copy and the hash. */
 #define MG_READ_CHUNK (256u << 10)
 
@@ -221,17 +223,9 @@ mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg al
 
 static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
 {
-    while (n > 0) {
-        ssize_t w = pwrite(fd, src, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
-                           w < 0 ? strerror(errno) : "short write");
-        src += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
+    if (!mg_pwrite_all(fd, src, n, off))
+        return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
+                       errno != 0 ? strerror(errno) : "short write");
     return MG_OK;
 }
 

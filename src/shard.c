@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/fsutil.h"
 #include "util/hex.h"
 
 /* Read and hash in chunks small enough to stay in cache between the copy and the hash. */
@@ -42,17 +43,9 @@ static void fail_at(shard_run *R, size_t i, const mg_error *e)
  * zeroed first) through a mapping. */
 static mg_status write_all(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
 {
-    while (n > 0) {
-        ssize_t w = pwrite(fd, src, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
-                           w < 0 ? strerror(errno) : "short write");
-        src += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
+    if (!mg_pwrite_all(fd, src, n, off))
+        return mg_fail(err, MG_E_LIMIT, "cannot fill verified memory: %s",
+                       errno != 0 ? strerror(errno) : "short write");
     return MG_OK;
 }
 

@@ -81,17 +81,9 @@ static mg_status read_some(int fd, uint8_t *dst, size_t want, size_t *got, mg_er
 
 static mg_status write_at(int fd, const uint8_t *src, size_t n, uint64_t off, mg_error *err)
 {
-    while (n > 0) {
-        ssize_t w = pwrite(fd, src, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return mg_fail(err, MG_E_IO, "cannot write the spill file: %s",
-                           w < 0 ? strerror(errno) : "short write");
-        src += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
+    if (!mg_pwrite_all(fd, src, n, off))
+        return mg_fail(err, MG_E_IO, "cannot write the spill file: %s",
+                       errno != 0 ? strerror(errno) : "short write");
     return MG_OK;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shard.h"
+#include "util/fsutil.h"
 #include "util/hex.h"
 
 void mg_stream_file_init(mg_stream_file *f)
@@ -55,17 +56,9 @@ static mg_status write_at(int fd, const uint8_t *p, size_t n, uint64_t off, bool
 {
     if (holes && all_zero(p, n))
         return MG_OK;
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return mg_fail(err, MG_E_IO, "cannot write the cache file: %s",
-                           w < 0 ? strerror(errno) : "short write");
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
+    if (!mg_pwrite_all(fd, p, n, off))
+        return mg_fail(err, MG_E_IO, "cannot write the cache file: %s",
+                       errno != 0 ? strerror(errno) : "short write");
     return MG_OK;
 }
 

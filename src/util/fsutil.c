@@ -161,6 +161,25 @@ bool mg_write_all(int fd, const void *data, size_t n)
     return true;
 }
 
+bool mg_pwrite_all(int fd, const void *data, size_t n, uint64_t off)
+{
+    const uint8_t *p = data;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = 0;
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return true;
+}
+
 int mg_lock_fd(int fd, unsigned timeout_ms)
 {
     /* Polled rather than blocking: a lock held by a stuck process must not hang a load. */

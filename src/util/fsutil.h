@@ -27,6 +27,10 @@ MG_NODISCARD mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *
 /* write() all `n` bytes, retrying on EINTR and short writes; false on any error. */
 bool mg_write_all(int fd, const void *data, size_t n);
 
+/* pwrite() all `n` bytes at `off`, retrying on EINTR and short writes; false on any error,
+ * with errno set (0 when the kernel wrote nothing without an error). */
+bool mg_pwrite_all(int fd, const void *data, size_t n, uint64_t off);
+
 /* Take an exclusive flock on `fd`, waiting at most `timeout_ms`; 0, or -1 with errno set
  * (EWOULDBLOCK when still held by another process at the end). */
 int mg_lock_fd(int fd, unsigned timeout_ms);
