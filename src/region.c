@@ -214,6 +214,23 @@ static mg_status read_fully(int fd, uint8_t *dst, size_t want, size_t *got, mg_e
     return MG_OK;
 }
 
+mg_status mg_region_file_size(int fd, uint64_t expected_size, uint64_t *size, mg_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return mg_fail(err, MG_E_IO, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mg_fail(err, MG_E_IO, "not a regular file");
+    *size = (uint64_t)st.st_size;
+    if (expected_size != UINT64_MAX && *size != expected_size)
+        return mg_fail(err, MG_E_INTEGRITY, "size is %llu bytes, expected %llu",
+                       (unsigned long long)*size, (unsigned long long)expected_size);
+    if (*size > MG_MAX_MODEL_FILE_BYTES || *size > SIZE_MAX)
+        return mg_fail(err, MG_E_LIMIT, "file of %llu bytes exceeds the cap",
+                       (unsigned long long)*size);
+    return MG_OK;
+}
+
 mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_digest_alg alg,
                                 mg_region *out, uint8_t digest[MG_DIGEST_MAX],
                                 _Atomic uint64_t *done, mg_error *err)
@@ -454,18 +471,10 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
 {
     prefault pf = {0};
     memset(out, 0, sizeof *out);
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return mg_fail(err, MG_E_IO, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return mg_fail(err, MG_E_IO, "not a regular file");
-    uint64_t size = (uint64_t)st.st_size;
-    if (expected_size != UINT64_MAX && size != expected_size)
-        return mg_fail(err, MG_E_INTEGRITY, "size is %llu bytes, expected %llu",
-                       (unsigned long long)size, (unsigned long long)expected_size);
-    if (size > MG_MAX_MODEL_FILE_BYTES || size > SIZE_MAX)
-        return mg_fail(err, MG_E_LIMIT, "file of %llu bytes exceeds the cap",
-                       (unsigned long long)size);
+    uint64_t size;
+    mg_status cs = mg_region_file_size(fd, expected_size, &size, err);
+    if (cs != MG_OK)
+        return cs;
 
     mg_digest_ctx *ctx;
     mg_status st_ = mg_digest_new(alg, &ctx, err);

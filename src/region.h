@@ -59,6 +59,11 @@ MG_NODISCARD mg_status mg_region_read_hashed(int fd, uint64_t expected_size, mg_
                                              mg_region *out, uint8_t digest[MG_DIGEST_MAX],
                                              _Atomic uint64_t *done, mg_error *err);
 
+/* The size of the open regular file `fd`, checked against `expected_size` (UINT64_MAX = not
+ * pinned: integrity failure otherwise) and the file cap (limit). */
+MG_NODISCARD mg_status mg_region_file_size(int fd, uint64_t expected_size, uint64_t *size,
+                                           mg_error *err);
+
 /* mg_region_read_hashed_ex flags. */
 #define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
                                    the file is read and hashed (when a core is spare) */

@@ -192,18 +192,10 @@ mg_status mg_spill_read_hashed(int dirfd, int fd, uint64_t expected_size, bool h
                                mg_error *err)
 {
     memset(out, 0, sizeof *out);
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return mg_fail(err, MG_E_IO, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return mg_fail(err, MG_E_IO, "not a regular file");
-    uint64_t size = (uint64_t)st.st_size;
-    if (expected_size != UINT64_MAX && size != expected_size)
-        return mg_fail(err, MG_E_INTEGRITY, "size is %llu bytes, expected %llu",
-                       (unsigned long long)size, (unsigned long long)expected_size);
-    if (size > MG_MAX_MODEL_FILE_BYTES || size > SIZE_MAX)
-        return mg_fail(err, MG_E_LIMIT, "file of %llu bytes exceeds the cap",
-                       (unsigned long long)size);
+    uint64_t size;
+    mg_status cs = mg_region_file_size(fd, expected_size, &size, err);
+    if (cs != MG_OK)
+        return cs;
     mg_digest_ctx *ctx = NULL;
     mg_status s = hash ? mg_digest_new(alg, &ctx, err) : MG_OK;
     if (s != MG_OK)
