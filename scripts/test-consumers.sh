@@ -117,4 +117,15 @@ done
 "$ws/cm/list_tensors" "$pol" tiny-mlp >"$ws/cxx.txt" || fail "C++ consumer"
 diff "$ws/cxx.txt" "$ws/want-names.txt" || fail "C++ consumer output"
 echo "ok   C++ consumer (modelgate::modelgate)"
-echo "consumers: 8 passed, 0 failed"
+
+# 4. The parser helper: installed in libexec, and the one the installed library and tool run
+#    (found relative to themselves in the relocated prefix), with the files parsed confined.
+helper=$P/libexec/modelgate/modelgate-parse
+[ -x "$helper" ] || fail "modelgate-parse not installed in libexec/modelgate"
+for prog in "$ws/src/load_model $pol tiny-mlp" "$P/bin/modelgate inspect -p $pol tiny-mlp"; do
+  env -u MODELGATE_PARSER strace -f -qq -e trace=execve -o "$ws/trace" $prog >/dev/null \
+    || fail "$prog under strace"
+  grep -q "execve(\"$helper\"" "$ws/trace" || fail "$prog did not run the installed helper"
+done
+echo "ok   parser helper installed and run by the shared consumer and the installed tool"
+echo "consumers: 9 passed, 0 failed"

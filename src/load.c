@@ -202,6 +202,10 @@ typedef struct loader {
     uint64_t total_bytes;
     bool prefault; /* fewer files than cores: spare cores back the memory ahead of readers */
     int spilldir;  /* >= 0: the files go to spill files in this folder (spill.h) */
+    /* Confined parsing by the helper (sandbox.h): the files keep their sealed memfds' descriptors
+     * for it, and it is started while they are read. */
+    bool keep_fds;
+    mg_sandbox_child helper;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t finished_workers;
@@ -429,13 +433,14 @@ static void run_job(loader *L, job *j)
             if (s == MG_OK && sharded)
                 s = mg_shard_check_memory(&f->region, pin, f->digest, err);
         } else if (s == MG_OK && pin->shard_count > 0) {
-            s = mg_shard_read(fd, pin, L->shard_threads, &f->region, f->digest, &L->done_bytes,
-                              err);
+            s = mg_shard_read(fd, pin, L->shard_threads, L->keep_fds ? MG_REGION_KEEP_FD : 0,
+                              &f->region, f->digest, &L->done_bytes, err);
             close(fd);
         } else if (s == MG_OK) {
             uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
-            s = mg_region_read_hashed_ex(fd, want, pin->alg, L->prefault ? MG_REGION_PREFAULT : 0,
-                                         &f->region, f->digest, &L->done_bytes, err);
+            unsigned flags = (L->prefault ? MG_REGION_PREFAULT : 0) |
+                             (L->keep_fds ? MG_REGION_KEEP_FD : 0);
+            s = mg_region_read_hashed_ex(fd, want, pin->alg, flags, &f->region, f->digest, &L->done_bytes, err);
             close(fd);
         }
     }
@@ -974,7 +979,8 @@ static mg_status load_oms(loader *L, mg_error *err)
 
 /* Everything the parsers make in one load (tensor tables, names, inflated members, JSON
  * trees, metadata text, the model's tensor views) is charged to one budget. */
-static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_error *err)
+static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory,
+                           mg_sandbox_child *helper, mg_error *err)
 {
     mg_budget budget = {parser_memory, 0};
     for (size_t i = 0; i < m->file_count; i++) {
@@ -992,10 +998,12 @@ static mg_status parse_all(mg_model *m, bool single, uint64_t parser_memory, mg_
      * charges the load's budget: one child parses every file of the load, against its copy. */
     for (size_t i = 0; i < m->file_count; i++)
         m->files[i].parsed.budget = &budget;
-    mg_status ps = mg_sandbox_parse_files(m->files, m->file_count, m->parse_confined == 1, NULL,
-                                          err);
-    for (size_t i = 0; i < m->file_count; i++)
+    mg_status ps = mg_sandbox_parse_files_ex(m->files, m->file_count, m->parse_confined == 1,
+                                             NULL, helper, err);
+    for (size_t i = 0; i < m->file_count; i++) {
         m->files[i].parsed.budget = NULL;
+        mg_region_drop_fd(&m->files[i].region);
+    }
     if (ps != MG_OK)
         return ps;
     mg_status cs = mg_mxnet_checkpoint_reports(m->files, m->file_count, err);
@@ -1133,6 +1141,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     L.dirfd = -1;
     L.blobsfd = -1;
     L.spilldir = -1;
+    L.helper.sock = -1;
     pthread_mutex_init(&L.lock, NULL);
     pthread_cond_init(&L.cond, NULL);
     mg_pinned_file *sorted = NULL;
@@ -1144,6 +1153,9 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
     m->parse_confined = mode != MODE_LOAD ? -1 : mg_policy_sandbox_required(pol, entry) ? 1 : 0;
     if (m->parse_confined == 1)
         mg_sandbox_prepare(); /* the filter is built while the files are read */
+    /* The parser helper starts now, while the policy's checks and the reading go on. */
+    if (m->parse_confined == 1 && !entry->remote)
+        (void)mg_sandbox_spawn(&L.helper);
     m->name = mg_strdup(entry->name);
     m->source = mg_strdup(entry->source);
     if (m->name == NULL || m->source == NULL) {
@@ -1203,10 +1215,18 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
      * order of side effects); without it the files are only verified, then refused below. */
     if (s == MG_OK && mode == MODE_FETCH && audit_open)
         s = mg_cache_begin(pol->cache_dir, &L.cache, err);
+    /* At most MG_SANDBOX_HELPER_FILES descriptors are kept open at once (more files are
+     * parsed in a forked child). */
+    if (s == MG_OK && mode == MODE_LOAD)
+        L.keep_fds = m->parse_confined == 1 && !entry->remote && L.spilldir < 0 &&
+                     L.expected_count <= MG_SANDBOX_HELPER_FILES && mg_sandbox_has_helper();
+    if (!L.keep_fds) /* (a forked child then parses) */
+        mg_sandbox_child_discard(&L.helper);
     if (s == MG_OK)
         s = read_all(&L, m, opts, err);
     if (s == MG_OK)
-        s = mode == MODE_LOAD ? parse_all(m, single_file(entry), pol->parser_memory, err)
+        s = mode == MODE_LOAD ? parse_all(m, single_file(entry), pol->parser_memory,
+                                          &L.helper, err)
                               : detect_all(m);
     if (s == MG_OK)
         s = seal_all(m, err);
@@ -1237,6 +1257,7 @@ done:
         close(L.blobsfd);
     if (L.spilldir >= 0)
         close(L.spilldir);
+    mg_sandbox_child_discard(&L.helper);
     for (size_t i = 0; L.jobs != NULL && i < L.expected_count; i++)
         mg_stream_file_free(&L.jobs[i].stream);
     free(L.jobs);

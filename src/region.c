@@ -139,7 +139,7 @@ mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error *err)
  * before the seal could be made writable again by mprotect; so the writable mapping goes,
  * the seals go on, and the pages (still in the memfd) are mapped again read-only, where
  * they were if that address is still free. */
-static mg_status seal_memfd(mg_region *r, mg_error *err)
+static mg_status seal_memfd(mg_region *r, bool keep_fd, mg_error *err)
 {
     uint8_t *old = r->data;
     if (old != NULL)
@@ -162,9 +162,11 @@ static mg_status seal_memfd(mg_region *r, mg_error *err)
             s = mg_fail(err, MG_E_LIMIT, "cannot map sealed verified memory: %s",
                         strerror(errno));
     }
-    close(r->memfd);
-    r->memfd = -1;
     r->has_memfd = false;
+    if (s != MG_OK || !keep_fd) {
+        close(r->memfd);
+        r->memfd = -1;
+    }
     if (s != MG_OK) {
         r->len = 0;
         r->map_len = 0;
@@ -172,26 +174,40 @@ static mg_status seal_memfd(mg_region *r, mg_error *err)
     }
     r->data = p;
     r->memfd_sealed = true;
+    r->has_sealed_fd = keep_fd;
     return MG_OK;
 }
 
 mg_status mg_region_seal(mg_region *r, mg_error *err)
 {
+    return mg_region_seal_ex(r, 0, err);
+}
+
+mg_status mg_region_seal_ex(mg_region *r, unsigned flags, mg_error *err)
+{
     if (r->data == NULL || r->memfd_sealed)
         return MG_OK;
     if (r->has_memfd)
-        return seal_memfd(r, err);
+        return seal_memfd(r, (flags & MG_REGION_KEEP_FD) != 0, err);
     if (mprotect(r->data, r->map_len, PROT_READ) != 0)
         return mg_fail(err, MG_E_LIMIT, "cannot make verified memory read-only: %s",
                        strerror(errno));
     return MG_OK;
 }
 
+void mg_region_drop_fd(mg_region *r)
+{
+    if (r->has_sealed_fd)
+        close(r->memfd);
+    r->has_sealed_fd = false;
+    r->memfd = -1;
+}
+
 void mg_region_free(mg_region *r)
 {
     if (r->data != NULL)
         munmap(r->data, r->map_len);
-    if (r->has_memfd)
+    if (r->has_memfd || r->has_sealed_fd)
         close(r->memfd);
     free(r->block_crc);
     memset(r, 0, sizeof *r);
@@ -458,7 +474,7 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
         long page = sysconf(_SC_PAGESIZE);
         size_t ps = page > 0 ? (size_t)page : 4096;
         out->map_len = (size + ps - 1) & ~(ps - 1); /* size <= 1 TiB: no wrap */
-        return seal_memfd(out, err);
+        return seal_memfd(out, (flags & MG_REGION_KEEP_FD) != 0, err);
     }
     close(mfd);
     return st;

@@ -24,6 +24,9 @@ typedef struct mg_region {
     bool has_memfd; /* `memfd` backs `data` and is not sealed yet */
     int memfd;
     bool memfd_sealed; /* `data` maps a sealed memfd (read-only for good) */
+    /* The sealed memfd's descriptor, kept open (MG_REGION_KEEP_FD) in `memfd` so that the
+     * confined parser can be handed the same pages; mg_region_drop_fd closes it. */
+    bool has_sealed_fd;
     /* CRC-32 (zlib's) of each MG_REGION_CRC_BLOCK bytes of the content (the last block may be
      * shorter), computed by a helper thread from the verified bytes while the file was read
      * (a file read from disk into a memfd, of 4 MiB or more, that starts as a ZIP archive);
@@ -43,6 +46,10 @@ MG_NODISCARD mg_status mg_region_alloc_memfd(mg_region *r, size_t len, mg_error 
  * mapped again read-only, normally at the same address: take `data` only after sealing).
  * Sealing an already sealed region does nothing. */
 MG_NODISCARD mg_status mg_region_seal(mg_region *r, mg_error *err);
+/* As mg_region_seal, with MG_REGION_KEEP_FD (other flags are ignored). */
+MG_NODISCARD mg_status mg_region_seal_ex(mg_region *r, unsigned flags, mg_error *err);
+/* Close the kept descriptor of a sealed memfd (MG_REGION_KEEP_FD), if any; the mapping stays. */
+void mg_region_drop_fd(mg_region *r);
 /* Unmap (safe on a zeroed or already freed region). */
 void mg_region_free(mg_region *r);
 
@@ -67,6 +74,7 @@ MG_NODISCARD mg_status mg_region_file_size(int fd, uint64_t expected_size, uint6
 /* mg_region_read_hashed_ex flags. */
 #define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
                                    the file is read and hashed (when a core is spare) */
+#define MG_REGION_KEEP_FD 0x2u  /* keep the sealed memfd's descriptor (has_sealed_fd) */
 
 /* As mg_region_read_hashed, with MG_REGION_* flags. */
 MG_NODISCARD mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size,

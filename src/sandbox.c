@@ -6,12 +6,16 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <dlfcn.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <limits.h>
 #include <linux/filter.h>
@@ -21,19 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef MG_SANDBOX_TEST_TRIGGERS
-#include <netinet/in.h>
-#include <sys/socket.h>
-#endif
 
+#include "sandbox_child.h"
 #include "sandbox_wire.h"
 #include "util/checked.h"
-
-/* The child's pipe descriptor: every other one is closed before a byte is parsed. */
-#define CHILD_FD 3
-
-#define HELLO_OK 0x4b4f474du /* "MGOK": confined, parsing starts */
-#define HELLO_NO 0x4f4e474du /* "MGNO": u32 step, u32 errno follow */
 
 #ifdef MG_SANDBOX_TEST_TRIGGERS
 #define DEFAULT_MEMORY (UINT64_C(256) << 20)
@@ -44,98 +39,27 @@
 #endif
 #define CPU_SECONDS_PER_GIB 4u
 
-enum setup_step { STEP_FDS = 1, STEP_PARENT, STEP_RLIMIT, STEP_NNP, STEP_SECCOMP };
 
 static const char *step_name(uint32_t step)
 {
     switch (step) {
-    case STEP_FDS: return "closing descriptors";
-    case STEP_PARENT: return "parent-death signal";
-    case STEP_RLIMIT: return "resource limits";
-    case STEP_NNP: return "no_new_privs";
-    case STEP_SECCOMP: return "seccomp filter";
+    case MG_STEP_FDS: return "closing descriptors";
+    case MG_STEP_PARENT: return "parent-death signal";
+    case MG_STEP_RLIMIT: return "resource limits";
+    case MG_STEP_NNP: return "no_new_privs";
+    case MG_STEP_SECCOMP: return "seccomp filter";
     default: return "setup";
     }
 }
 
 /* ---- the parse step, the same confined or not ----------------------------------------- */
 
-#ifdef MG_SANDBOX_TEST_TRIGGERS
-/* Test-only: misbehave when the file holds "MG_TEST_TRIGGER_<what>". */
-static bool trigger_is(const uint8_t *p, size_t rest, const char *what)
-{
-    size_t n = strlen(what);
-    return rest >= n && memcmp(p, what, n) == 0;
-}
-
-static mg_status test_trigger(const uint8_t *data, size_t len, mg_error *err)
-{
-    static const char mark[] = "MG_TEST_TRIGGER_";
-    const uint8_t *p = data != NULL ? memmem(data, len, mark, sizeof mark - 1) : NULL;
-    if (p == NULL)
-        return MG_OK;
-    p += sizeof mark - 1;
-    size_t rest = len - (size_t)(p - data);
-    if (trigger_is(p, rest, "crash")) {
-        volatile uintptr_t where = 8; /* an address that is never mapped */
-        *(volatile int *)where = 1;
-    } else if (trigger_is(p, rest, "loop")) {
-        for (volatile unsigned long i = 0;; i++)
-            ;
-    } else if (trigger_is(p, rest, "alloc")) {
-        for (;;) {
-            char *b = malloc(16u << 20);
-            if (b == NULL)
-                return mg_fail(err, MG_E_LIMIT, "out of memory (test trigger)");
-            memset(b, 1, 16u << 20);
-        }
-    } else if (trigger_is(p, rest, "open")) {
-        int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
-        return mg_fail(err, MG_E_FORMAT, "test trigger: open was not stopped");
-    } else if (trigger_is(p, rest, "socket")) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0) {
-            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9),
-                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-            (void)connect(fd, (struct sockaddr *)&a, sizeof a);
-            close(fd);
-        }
-        return mg_fail(err, MG_E_FORMAT, "test trigger: socket was not stopped");
-    } else if (trigger_is(p, rest, "execve")) {
-        char *argv[] = {(char *)"/bin/true", NULL};
-        execve("/bin/true", argv, environ);
-        return mg_fail(err, MG_E_FORMAT, "test trigger: execve was not stopped");
-    }
-    return MG_OK;
-}
-#endif
-
-static mg_status parse_one(const mg_verified_file *f, mg_parse_result *out, mg_error *err)
-{
-    /* An empty file has no region memory: the parser gets a valid pointer all the same. */
-    const uint8_t *data = f->region.data != NULL ? f->region.data : (const uint8_t *)"";
-    /* The child parses into a result of its own: it charges the load's budget all the same. */
-    if (out != &f->parsed && out->budget == NULL)
-        out->budget = f->parsed.budget;
-    /* The block CRCs the reader computed from the same bytes (region.h), for npz. */
-    out->block_crc = f->region.block_crc;
-    out->block_crc_count = f->region.block_crc_count;
-#ifdef MG_SANDBOX_TEST_TRIGGERS
-    mg_status t = test_trigger(data, f->region.len, err);
-    if (t != MG_OK)
-        return t;
-#endif
-    return f->format->parse(data, f->region.len, out, err);
-}
-
 static mg_status parse_in_process(mg_verified_file *files, size_t count, mg_error *err)
 {
     for (size_t i = 0; i < count; i++) {
         if (files[i].format == NULL)
             continue;
-        mg_status s = parse_one(&files[i], &files[i].parsed, err);
+        mg_status s = mg_sandbox_parse_one(&files[i], &files[i].parsed, err);
         if (s != MG_OK) {
             mg_error_set_file(err, files[i].path);
             return s;
@@ -145,49 +69,6 @@ static mg_status parse_in_process(mg_verified_file *files, size_t count, mg_erro
 }
 
 /* ---- buffered pipe ends ---------------------------------------------------------------- */
-
-#define PIPE_BUF_BYTES (64u << 10)
-
-typedef struct pipe_out {
-    int fd;
-    size_t len;
-    uint8_t buf[PIPE_BUF_BYTES];
-} pipe_out;
-
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool pipe_flush(pipe_out *o)
-{
-    bool ok = write_all(o->fd, o->buf, o->len);
-    o->len = 0;
-    return ok;
-}
-
-static bool pipe_write(void *ctx, const void *p, size_t n)
-{
-    pipe_out *o = ctx;
-    if (n > sizeof o->buf - o->len) {
-        if (!pipe_flush(o))
-            return false;
-        if (n >= sizeof o->buf)
-            return write_all(o->fd, p, n);
-    }
-    memcpy(o->buf + o->len, p, n);
-    o->len += n;
-    return true;
-}
 
 /* The parent's end. Its buffer is mapped after the fork, so the child never shares it: the
  * parent fills it without a copy-on-write fault per page (each one a TLB shootdown). */
@@ -261,7 +142,9 @@ static scmp_filter_ctx build_filter(void)
     if (ctx == NULL)
         return NULL;
     int rc = 0;
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd_is(CHILD_FD));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1, fd_is(MG_SANDBOX_FD));
+    /* close of its one descriptor: the end of its answer comes before its exit. */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(close), 1, fd_is(MG_SANDBOX_FD));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
@@ -344,135 +227,7 @@ void mg_sandbox_prepare(void)
     pthread_attr_destroy(&attr);
 }
 
-static _Noreturn void child_refuse(int fd, uint32_t step, int e)
-{
-    uint8_t b[12];
-    uint32_t v[3] = {HELLO_NO, step, (uint32_t)e};
-    for (int i = 0; i < 3; i++) {
-        for (int k = 0; k < 4; k++)
-            b[4 * i + k] = (uint8_t)(v[i] >> (8 * k));
-    }
-    (void)write_all(fd, b, sizeof b);
-    _exit(3);
-}
-
-static bool close_others(void)
-{
-#ifdef MG_SANITIZE
-    int keep_stderr = 1;
-#else
-    int keep_stderr = 0;
-#endif
-    if (close_range(0, keep_stderr ? 1 : 2, 0) == 0 && close_range(CHILD_FD + 1, ~0u, 0) == 0)
-        return true;
-    if (errno != ENOSYS)
-        return false;
-    struct rlimit rl;
-    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-                   ? (long)rl.rlim_cur : 65536;
-    for (long fd = 0; fd < max; fd++) {
-        if (fd != CHILD_FD && !(keep_stderr && fd == 2))
-            close((int)fd);
-    }
-    return true;
-}
-
-typedef struct child_args {
-    int fd;
-    pid_t parent;
-    const struct sock_fprog *filter;
-    uint64_t as_limit; /* 0: none */
-    uint64_t cpu_seconds;
-} child_args;
-
-static _Noreturn void child_main(const child_args *a, mg_verified_file *files, size_t count)
-{
-    int fd = a->fd;
-    if (fd != CHILD_FD) {
-        if (dup2(fd, CHILD_FD) < 0)
-            child_refuse(fd, STEP_FDS, errno);
-        fd = CHILD_FD;
-    }
-    if (!close_others())
-        child_refuse(fd, STEP_FDS, errno);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != a->parent)
-        child_refuse(fd, STEP_PARENT, errno);
-    (void)prctl(PR_SET_DUMPABLE, 0);
-    struct rlimit zero = {0, 0};
-    struct rlimit cpu = {(rlim_t)a->cpu_seconds, (rlim_t)a->cpu_seconds + 1};
-    if (setrlimit(RLIMIT_CORE, &zero) != 0 || setrlimit(RLIMIT_FSIZE, &zero) != 0 ||
-        setrlimit(RLIMIT_CPU, &cpu) != 0)
-        child_refuse(fd, STEP_RLIMIT, errno);
-    if (a->as_limit != 0) {
-        struct rlimit as = {(rlim_t)a->as_limit, (rlim_t)a->as_limit};
-        if (setrlimit(RLIMIT_AS, &as) != 0)
-            child_refuse(fd, STEP_RLIMIT, errno);
-    }
-    /* libzip turns ZIP times into time_t with mktime, and glibc looks at /etc/localtime
-     * again on every call while TZ is unset. The parent loaded the zone (tzset before the
-     * fork); naming that same zone in TZ makes glibc keep what it loaded. */
-    if (getenv("TZ") == NULL && setenv("TZ", ":/etc/localtime", 1) != 0)
-        child_refuse(fd, STEP_RLIMIT, errno);
-    /* A new user namespace where the kernel allows it: no capability over anything of the
-     * parent's, even when it runs as root. Optional; the filter does not depend on it. No
-     * network namespace: creating one (and the kernel tearing it down afterwards) added
-     * about 2 ms to every load here, and the filter already forbids socket(). */
-    (void)unshare(CLONE_NEWUSER);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        child_refuse(fd, STEP_NNP, errno);
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, a->filter, 0, 0) != 0)
-        child_refuse(fd, STEP_SECCOMP, errno);
-
-    /* Confined from here on: nothing but writes on `fd` and memory. */
-    static pipe_out out; /* static: 64 KiB is no stack object */
-    out.fd = fd;
-    out.len = 0;
-    mg_wire_out w = {pipe_write, &out};
-    uint8_t hello[4] = {(uint8_t)HELLO_OK, (uint8_t)(HELLO_OK >> 8), (uint8_t)(HELLO_OK >> 16),
-                        (uint8_t)(HELLO_OK >> 24)};
-    if (!pipe_write(&out, hello, sizeof hello) || !pipe_flush(&out))
-        _exit(1);
-    for (size_t i = 0; i < count; i++) {
-        if (files[i].format == NULL)
-            continue;
-        mg_parse_result res;
-        memset(&res, 0, sizeof res);
-        mg_error e;
-        mg_error_clear(&e);
-        mg_status s = parse_one(&files[i], &res, &e);
-        bool ok = s == MG_OK ? mg_wire_put_result(&w, &res)
-                             : mg_wire_put_error(&w, s, e.message);
-        if (!ok || !pipe_flush(&out))
-            _exit(1);
-        if (s != MG_OK)
-            _exit(0);
-        /* The parse result is left for the process exit to reclaim. */
-    }
-    _exit(0);
-}
-
 /* ---- the parent ------------------------------------------------------------------------ */
-
-/* The address space this process has mapped now (the child starts with the same). */
-static bool current_vm_bytes(uint64_t *out)
-{
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char buf[128];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    uint64_t pages = 0;
-    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) {
-        if (!mg_mul_u64(pages, 10, &pages) || !mg_add_u64(pages, (uint64_t)(buf[i] - '0'), &pages))
-            return false;
-    }
-    long ps = sysconf(_SC_PAGESIZE);
-    return pages != 0 && mg_mul_u64(pages, ps > 0 ? (uint64_t)ps : 4096, out);
-}
 
 static mg_status wait_child(pid_t pid, int *status)
 {
@@ -517,19 +272,24 @@ static bool pipe_prefill(pipe_in *in)
     return false;
 }
 
-static mg_status read_hello(pipe_in *in, mg_error *err)
+static mg_status read_hello(pipe_in *in, bool *silent, mg_error *err)
 {
     uint8_t b[4];
-    if (!pipe_read(in, b, 4))
+    *silent = false;
+    if (!pipe_read(in, b, 4)) {
+        /* Not a byte (a helper that ended with the request unread resets the socket): it
+         * never got to its filter. */
+        *silent = in->len == 0 && (in->ended || in->failed);
         return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: the child ended before "
                        "it was confined");
+    }
     uint32_t v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
                  (uint32_t)b[3] << 24;
-    if (v == HELLO_OK)
+    if (v == MG_SANDBOX_HELLO_OK)
         return MG_OK;
     uint8_t d[8];
     uint32_t step = 0, e = 0;
-    if (v == HELLO_NO && pipe_read(in, d, 8)) {
+    if (v == MG_SANDBOX_HELLO_NO && pipe_read(in, d, 8)) {
         step = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
         e = (uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24;
     }
@@ -537,52 +297,49 @@ static mg_status read_hello(pipe_in *in, mg_error *err)
                    step_name(step), strerror((int)e));
 }
 
-static mg_status parse_confined(mg_verified_file *files, size_t count,
-                                const mg_sandbox_limits *lim, mg_error *err)
+/*
+ * Read the child's answer on `fd` (closed here) and reap it. `*silent` is set when a helper
+ * ended without a single byte: it was never confined and never parsed, and the caller may
+ * parse in a forked child instead.
+ */
+/* Reap a child that has sent all it had to send, without waiting for its exit here. */
+static void *reap_main(void *arg)
 {
-    /* jansson seeds its hash function from /dev/urandom on first use: do it here, where
-     * opening a file is allowed. */
-    json_object_seed(0);
-    tzset();
-    uint64_t vm = 0, as_limit = 0;
-    if (!current_vm_bytes(&vm))
-        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: cannot read this process's "
-                       "size from /proc/self/statm");
-#ifndef MG_SANITIZE
-    /* (Sanitizer builds: ASan reserves terabytes of shadow memory; no address-space cap.) */
-    if (!mg_add_u64(vm, lim->memory_bytes, &as_limit))
-        as_limit = 0;
-#endif
-    if (pthread_once(&filter_once, filter_generate) != 0 || filter_prog == NULL)
-        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: cannot build the seccomp "
-                       "filter");
-    struct sock_fprog prog = {filter_len, filter_prog};
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: pipe: %s", strerror(errno));
-    child_args a = {p[1], getpid(), &prog, as_limit, lim->cpu_seconds};
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(p[0]);
-        child_main(&a, files, count);
+    int st;
+    (void)wait_child((pid_t)(intptr_t)arg, &st);
+    return NULL;
+}
+
+static void reap_later(pid_t pid)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    bool started = false;
+    if (pthread_attr_init(&attr) == 0) {
+        started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&t, &attr, reap_main, (void *)(intptr_t)pid) == 0;
+        pthread_attr_destroy(&attr);
     }
-    int fork_errno = errno;
-    close(p[1]);
-    if (pid < 0) {
-        close(p[0]);
-        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: fork: %s",
-                       strerror(fork_errno));
+    if (!started) {
+        int st;
+        (void)wait_child(pid, &st);
     }
-    /* From here until the child has exited, every page this process writes that the child
-     * also maps costs a copy (and, on a virtual machine, a costly TLB shootdown): the
+}
+
+static mg_status collect(pid_t pid, int fd, mg_verified_file *files, size_t count,
+                         const mg_sandbox_limits *lim, bool helper, bool *silent, mg_error *err)
+{
+    /* From here until the child has exited, every page this process writes that a forked
+     * child also maps costs a copy (and, on a virtual machine, a costly TLB shootdown): the
      * child's output goes into memory mapped after the fork; when all of it fits, the
      * child is reaped before the table is decoded into this process's heap. */
-    pipe_in in_ = {.fd = p[0]};
+    pipe_in in_ = {.fd = fd};
     pipe_in *in = &in_;
+    *silent = false;
     void *buf = mmap(NULL, PIPE_IN_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                      -1, 0);
     if (buf == MAP_FAILED) {
-        close(p[0]);
+        close(fd);
         kill(pid, SIGKILL);
         int st;
         (void)wait_child(pid, &st);
@@ -591,10 +348,12 @@ static mg_status parse_confined(mg_verified_file *files, size_t count,
     in->buf = buf;
     bool reaped = false;
     int status = 0;
-    if (pipe_prefill(in))
+    /* (A forked child only: its exit is what ends the sharing of pages; the helper shares
+     * none, and is reaped in the background once its answer is complete.) */
+    if (!helper && pipe_prefill(in))
         reaped = wait_child(pid, &status) == MG_OK;
     mg_wire_in wi = {pipe_read, in};
-    mg_status s = read_hello(in, err);
+    mg_status s = read_hello(in, silent, err);
     for (size_t i = 0; s == MG_OK && i < count; i++) {
         if (files[i].format == NULL)
             continue;
@@ -611,12 +370,29 @@ static mg_status parse_confined(mg_verified_file *files, size_t count,
             mg_error_set_file(err, files[i].path);
     }
     if (s == MG_OK) {
-        uint8_t extra;
-        if (pipe_read(in, &extra, 1) || !in->ended)
+        uint8_t end[4], extra;
+        uint32_t v = 0;
+        if (pipe_read(in, end, 4))
+            v = (uint32_t)end[0] | (uint32_t)end[1] << 8 | (uint32_t)end[2] << 16 |
+                (uint32_t)end[3] << 24;
+        if (v != MG_SANDBOX_TABLES_END) {
+            if (!reaped)
+                reaped = wait_child(pid, &status) == MG_OK;
+            s = reaped && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                    ? child_fate_from(status, lim, err)
+                    : mg_fail(err, MG_E_FORMAT, "the confined parser ended without a table");
+        } else if (pipe_read(in, &extra, 1) || !in->ended) {
             s = mg_fail(err, MG_E_FORMAT, "the confined parser sent more than its tables");
+        }
     }
-    close(p[0]);
+    close(fd);
     munmap(buf, PIPE_IN_BYTES);
+    if (helper && !reaped && s == MG_OK) {
+        /* Its whole answer and its end arrived, then it closed its socket: what it does
+         * while it exits no longer matters. */
+        reap_later(pid);
+        return MG_OK;
+    }
     mg_status w = MG_OK;
     if (!reaped) {
         if (s != MG_OK)
@@ -632,22 +408,454 @@ static mg_status parse_confined(mg_verified_file *files, size_t count,
     return s;
 }
 
-mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count, bool confined,
-                                 const mg_sandbox_limits *limits, mg_error *err)
+static mg_status parse_forked(mg_verified_file *files, size_t count,
+                              const mg_sandbox_limits *lim, const struct sock_fprog *prog,
+                              mg_error *err)
+{
+    uint64_t vm = 0, as_limit = 0;
+    if (!mg_sandbox_vm_bytes(&vm))
+        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: cannot read this process's "
+                       "size from /proc/self/statm");
+#ifndef MG_SANITIZE
+    /* (Sanitizer builds: ASan reserves terabytes of shadow memory; no address-space cap.) */
+    if (!mg_add_u64(vm, lim->memory_bytes, &as_limit))
+        as_limit = 0;
+#endif
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: pipe: %s", strerror(errno));
+    mg_confine_args a = {p[1], getpid(), prog, as_limit, lim->cpu_seconds, false};
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        mg_sandbox_confine_and_serve(&a, files, count);
+    }
+    int fork_errno = errno;
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: fork: %s",
+                       strerror(fork_errno));
+    }
+    bool silent;
+    return collect(pid, p[0], files, count, lim, false, &silent, err);
+}
+
+/* ---- the parser helper (modelgate-parse) ------------------------------------------------ */
+
+static pthread_once_t helper_once = PTHREAD_ONCE_INIT;
+static char *helper_file; /* NULL: no helper; parse in a forked child */
+
+static char *helper_at(const char *beside, const char *rel)
+{
+    const char *slash = strrchr(beside, '/');
+    if (slash == NULL)
+        return NULL;
+    size_t dir = (size_t)(slash - beside);
+    size_t n = dir + 1 + strlen(rel) + 1;
+    char *p = malloc(n);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, beside, dir);
+    p[dir] = '/';
+    memcpy(p + dir + 1, rel, strlen(rel) + 1);
+    char *real = realpath(p, NULL); /* (lib/pkgconfig/../../lib/../libexec/...: plain) */
+    free(p);
+    struct stat st;
+    if (real != NULL && stat(real, &st) == 0 && S_ISREG(st.st_mode) && access(real, X_OK) == 0)
+        return real;
+    free(real);
+    return NULL;
+}
+
+/*
+ * Where the helper is: $MODELGATE_PARSER (an absolute path; anything else, "none" say: no
+ * helper), else installed relative to this library (LIBDIR -> LIBEXECDIR/modelgate) or to
+ * the executable (BINDIR -> same), else beside either (a build tree), else where the build
+ * was configured to install it.
+ */
+static void helper_find(void)
+{
+    const char *env = secure_getenv("MODELGATE_PARSER");
+    if (env != NULL) {
+        struct stat st;
+        if (env[0] == '/' && stat(env, &st) == 0 && S_ISREG(st.st_mode) && access(env, X_OK) == 0)
+            helper_file = strdup(env);
+        return;
+    }
+    Dl_info info;
+    if (dladdr((void *)mg_sandbox_parse_files, &info) != 0 && info.dli_fname != NULL &&
+        info.dli_fname[0] == '/') {
+        helper_file = helper_at(info.dli_fname, MG_HELPER_FROM_LIBDIR);
+        if (helper_file == NULL)
+            helper_file = helper_at(info.dli_fname, "modelgate-parse");
+        if (helper_file != NULL)
+            return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        helper_file = helper_at(exe, MG_HELPER_FROM_BINDIR);
+        if (helper_file == NULL)
+            helper_file = helper_at(exe, "modelgate-parse");
+    }
+    /* A program linked with the static library, anywhere: the configured place. */
+    if (helper_file == NULL)
+        helper_file = helper_at(MG_HELPER_INSTALLED, "modelgate-parse");
+}
+
+bool mg_sandbox_has_helper(void)
+{
+    return pthread_once(&helper_once, helper_find) == 0 && helper_file != NULL;
+}
+
+/* Wait until a helper being started by its thread is started (or not). */
+static void spawn_wait(mg_sandbox_child *c)
+{
+    if (c != NULL && c->starting) {
+        pthread_join(c->thread, NULL);
+        c->starting = false;
+    }
+}
+
+void mg_sandbox_child_discard(mg_sandbox_child *c)
+{
+    spawn_wait(c);
+    if (c == NULL || c->pid <= 0)
+        return;
+    close(c->sock);
+    kill(c->pid, SIGKILL);
+    int st;
+    (void)wait_child(c->pid, &st);
+    c->pid = 0;
+    c->sock = -1;
+}
+
+static bool spawn_now(mg_sandbox_child *c)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return false;
+    if (sv[1] == MG_SANDBOX_FD) { /* dup2 onto itself would leave close-on-exec set */
+        int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, MG_SANDBOX_FD + 1);
+        close(sv[1]);
+        if (moved < 0) {
+            close(sv[0]);
+            return false;
+        }
+        sv[1] = moved;
+    }
+    /* Its environment: the time zone and where the shared libraries are, nothing else (a
+     * sanitizer build also passes its runtime's options). */
+    static const char *const pass[] = {"TZ", "LD_LIBRARY_PATH",
+#ifdef MG_SANITIZE
+                                       "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+#endif
+    };
+    char *envp[sizeof pass / sizeof pass[0] + 1];
+    size_t ne = 0;
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        size_t k = strlen(pass[i]);
+        for (char **e = environ; e != NULL && *e != NULL; e++) {
+            if (strncmp(*e, pass[i], k) == 0 && (*e)[k] == '=') {
+                envp[ne++] = *e;
+                break;
+            }
+        }
+    }
+    envp[ne] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    bool ok = posix_spawn_file_actions_init(&fa) == 0;
+    if (!ok) {
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    ok = posix_spawnattr_init(&at) == 0;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    ok = ok && posix_spawn_file_actions_adddup2(&fa, sv[1], MG_SANDBOX_FD) == 0 &&
+         posix_spawn_file_actions_addclosefrom_np(&fa, MG_SANDBOX_FD + 1) == 0 &&
+         posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) == 0 &&
+         posix_spawnattr_setsigmask(&at, &none) == 0 &&
+         posix_spawnattr_setsigdefault(&at, &all) == 0;
+    char *argv[] = {(char *)"modelgate-parse", NULL};
+    pid_t pid = 0;
+    if (ok)
+        ok = posix_spawn(&pid, helper_file, &fa, &at, argv, envp) == 0;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(sv[1]);
+    if (!ok) {
+        close(sv[0]);
+        return false;
+    }
+    c->pid = pid;
+    c->sock = sv[0];
+    return true;
+}
+
+static void *spawn_main(void *arg)
+{
+    (void)spawn_now(arg);
+    return NULL;
+}
+
+bool mg_sandbox_spawn(mg_sandbox_child *c)
+{
+    c->pid = 0;
+    c->sock = -1;
+    c->starting = false;
+    if (!mg_sandbox_has_helper())
+        return false;
+    /* posix_spawn holds its thread until the helper's execve is done (milliseconds on a
+     * virtual machine): a thread of its own does it while the load goes on. */
+    if (pthread_create(&c->thread, NULL, spawn_main, c) == 0) {
+        c->starting = true;
+        return true;
+    }
+    return spawn_now(c);
+}
+
+/* The request (sandbox_child.h), in one buffer. */
+typedef struct req_buf {
+    uint8_t *p;
+    size_t len, cap;
+    bool failed;
+} req_buf;
+
+static void put(req_buf *b, const void *src, size_t n)
+{
+    if (b->failed)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap == 0 ? 4096 : b->cap;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->failed = true;
+                return;
+            }
+            cap *= 2;
+        }
+        uint8_t *np = realloc(b->p, cap);
+        if (np == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(req_buf *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    put(b, x, 4);
+}
+
+static void put_u64(req_buf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static bool send_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool send_fds(int sock, const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < MG_SANDBOX_FDS_PER_MSG ? n - i : MG_SANDBOX_FDS_PER_MSG;
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(MG_SANDBOX_FDS_PER_MSG * sizeof(int))];
+        } cbuf;
+        memset(&cbuf, 0, sizeof cbuf);
+        uint8_t byte = 0;
+        struct iovec iov = {&byte, 1};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+                             .msg_controllen = CMSG_SPACE(k * sizeof(int))};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(k * sizeof(int));
+        memcpy(CMSG_DATA(c), fds + i, k * sizeof(int));
+        ssize_t w;
+        do
+            w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w != 1)
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+/* The index of `f` in mg_sandbox_formats, or -1. */
+static int format_index(const mg_format *f)
+{
+    for (size_t i = 0; i < mg_sandbox_format_count; i++) {
+        if (mg_sandbox_formats[i] == f)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Whether the helper can be handed these files: each one to parse is a sealed memfd whose
+ * descriptor was kept (MG_REGION_KEEP_FD), or empty. */
+static bool helper_can_take(const mg_verified_file *files, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (files[i].format == NULL)
+            continue;
+        if (format_index(files[i].format) < 0 ||
+            (files[i].region.len > 0 && !files[i].region.has_sealed_fd))
+            return false;
+    }
+    return true;
+}
+
+static mg_status parse_by_helper(mg_sandbox_child *c, mg_verified_file *files, size_t count,
+                                 const mg_sandbox_limits *lim, const struct sock_fprog *prog,
+                                 bool *silent, mg_error *err)
+{
+    req_buf b = {0};
+    uint32_t n = 0, nfd = 0;
+    const mg_budget *budget = NULL;
+    for (size_t i = 0; i < count; i++) {
+        if (files[i].format == NULL)
+            continue;
+        n++;
+        nfd += files[i].region.len > 0;
+        if (budget == NULL)
+            budget = files[i].parsed.budget;
+    }
+    int *fds = calloc(nfd > 0 ? nfd : 1, sizeof *fds);
+    put_u32(&b, MG_SANDBOX_REQUEST);
+    put_u32(&b, MG_SANDBOX_PROTOCOL);
+    put_u32(&b, (uint32_t)getpid());
+    put_u32(&b, n);
+    put_u32(&b, prog->len);
+#ifdef MG_SANITIZE
+    put_u32(&b, MG_REQ_NO_AS_LIMIT);
+#else
+    put_u32(&b, 0);
+#endif
+    put_u64(&b, lim->memory_bytes);
+    put_u64(&b, lim->cpu_seconds);
+    put_u64(&b, budget != NULL ? budget->limit : 0);
+    put_u64(&b, budget != NULL ? budget->used : 0);
+    put(&b, prog->filter, (size_t)prog->len * sizeof prog->filter[0]);
+    for (size_t i = 0, k = 0; i < count; i++) {
+        const mg_verified_file *f = &files[i];
+        if (f->format == NULL)
+            continue;
+        put_u32(&b, (uint32_t)format_index(f->format));
+        put_u32(&b, f->region.len > 0);
+        put_u64(&b, f->region.len);
+        bool crcs = f->region.block_crc != NULL;
+        put_u64(&b, crcs ? f->region.block_crc_count : 0);
+        for (size_t j = 0; crcs && j < f->region.block_crc_count; j++)
+            put_u32(&b, f->region.block_crc[j]);
+        if (f->region.len > 0 && fds != NULL)
+            fds[k++] = f->region.memfd;
+    }
+    bool sent = !b.failed && fds != NULL && send_all(c->sock, b.p, b.len) &&
+                send_fds(c->sock, fds, nfd);
+    free(b.p);
+    free(fds);
+    if (b.failed || fds == NULL) {
+        mg_sandbox_child_discard(c);
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    }
+    if (!sent) { /* it is gone, or its socket is: it never saw a byte of a model */
+        mg_sandbox_child_discard(c);
+        *silent = true;
+        return MG_E_IO;
+    }
+    pid_t pid = c->pid;
+    int sock = c->sock;
+    c->pid = 0;
+    c->sock = -1;
+    return collect(pid, sock, files, count, lim, true, silent, err);
+}
+
+static atomic_size_t helper_answers;
+
+size_t mg_sandbox_helper_answers(void)
+{
+    return atomic_load(&helper_answers);
+}
+
+static mg_status parse_confined(mg_verified_file *files, size_t count,
+                                const mg_sandbox_limits *lim, mg_sandbox_child *early,
+                                mg_error *err)
+{
+    /* jansson seeds its hash function from /dev/urandom on first use: do it here, where
+     * opening a file is allowed. */
+    json_object_seed(0);
+    tzset();
+    if (pthread_once(&filter_once, filter_generate) != 0 || filter_prog == NULL) {
+        mg_sandbox_child_discard(early);
+        return mg_fail(err, MG_E_LIMIT, "cannot confine the parser: cannot build the seccomp "
+                       "filter");
+    }
+    struct sock_fprog prog = {filter_len, filter_prog};
+    mg_sandbox_child late = {.pid = 0, .sock = -1};
+    spawn_wait(early);
+    mg_sandbox_child *c = early != NULL && early->pid > 0 ? early : &late;
+    if (helper_can_take(files, count) && (c->pid > 0 || (mg_sandbox_has_helper() &&
+                                                         spawn_now(c)))) {
+        bool silent = false;
+        mg_status s = parse_by_helper(c, files, count, lim, &prog, &silent, err);
+        if (!silent) {
+            atomic_fetch_add(&helper_answers, 1);
+            return s;
+        }
+        /* The helper never got to its filter (not the helper of this version, say): the
+         * files are parsed in a forked child, as confined. */
+        mg_error_clear(err);
+    }
+    mg_sandbox_child_discard(c);
+    return parse_forked(files, count, lim, &prog, err);
+}
+
+mg_status mg_sandbox_parse_files_ex(mg_verified_file *files, size_t count, bool confined,
+                                    const mg_sandbox_limits *limits, mg_sandbox_child *early,
+                                    mg_error *err)
 {
     bool any = false;
     for (size_t i = 0; i < count; i++) {
         mg_status s = mg_region_seal(&files[i].region, err);
         if (s != MG_OK) {
+            mg_sandbox_child_discard(early);
             mg_error_set_file(err, files[i].path);
             return s;
         }
         any = any || files[i].format != NULL;
     }
-    if (!any)
-        return MG_OK;
-    if (!confined)
-        return parse_in_process(files, count, err);
+    if (!any || !confined) {
+        mg_sandbox_child_discard(early);
+        return any ? parse_in_process(files, count, err) : MG_OK;
+    }
     uint64_t total = 0;
     for (size_t i = 0; i < count; i++)
         total += files[i].region.len; /* each <= 1 TiB, count <= MG_MAX_FILES: no wrap */
@@ -656,5 +864,11 @@ mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count, bool con
         lim.memory_bytes = limits->memory_bytes;
     if (limits != NULL && limits->cpu_seconds != 0)
         lim.cpu_seconds = limits->cpu_seconds;
-    return parse_confined(files, count, &lim, err);
+    return parse_confined(files, count, &lim, early, err);
+}
+
+mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count, bool confined,
+                                 const mg_sandbox_limits *limits, mg_error *err)
+{
+    return mg_sandbox_parse_files_ex(files, count, confined, limits, NULL, err);
 }

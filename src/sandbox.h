@@ -1,8 +1,11 @@
 /*
- * Confined parsing. The parsers run in a forked child that, before it reads a byte of a
- * model, closes every descriptor but one pipe, sets PR_SET_NO_NEW_PRIVS, limits its CPU
+ * Confined parsing. The parsers run in a confined process: the parser helper
+ * `modelgate-parse` (installed in LIBEXECDIR/modelgate, sandbox_child.h), started with
+ * posix_spawn and handed the sealed memfds over a Unix socket, or, where there is no helper
+ * or the files are not all sealed memfds, a forked child. Either one, before it reads a byte
+ * of a model, closes every descriptor but one pipe, sets PR_SET_NO_NEW_PRIVS, limits its CPU
  * time and address space, enters a new user namespace where the kernel allows (optional),
- * and loads a seccomp filter (libseccomp) that allows only: write on its pipe,
+ * and loads a seccomp filter (libseccomp) that allows only: write on its pipe (and its close),
  * mmap/mprotect without PROT_EXEC, munmap, mremap, brk, madvise, sysinfo (glibc's qsort asks
  * for the memory size), exit. Anything else (open,
  * socket, connect, execve, fork, kill, ...) kills it. The child sees the verified bytes
@@ -19,6 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
 
 #include "model.h"
 
@@ -43,5 +48,33 @@ void mg_sandbox_prepare(void);
 MG_NODISCARD mg_status mg_sandbox_parse_files(mg_verified_file *files, size_t count,
                                               bool confined, const mg_sandbox_limits *limits,
                                               mg_error *err);
+
+/* The most files a load hands the helper (each one's descriptor stays open until then). */
+#define MG_SANDBOX_HELPER_FILES 64u
+
+/* A started parser helper, waiting for its request. */
+typedef struct mg_sandbox_child {
+    pid_t pid; /* 0: none */
+    int sock;
+    bool starting; /* `thread` is starting it */
+    pthread_t thread;
+} mg_sandbox_child;
+
+/* Whether the parser helper was found ($MODELGATE_PARSER, "none" for no helper; else
+ * installed relative to the library or the executable; else beside either). */
+bool mg_sandbox_has_helper(void);
+/* Start the helper early, on a thread of its own (its exec then overlaps the rest of the
+ * load); false when there is none. */
+bool mg_sandbox_spawn(mg_sandbox_child *c);
+/* Stop and reap a helper that will not be used (NULL or an empty one: nothing). */
+void mg_sandbox_child_discard(mg_sandbox_child *c);
+/* How many parses the helper answered in this process (for the tests). */
+size_t mg_sandbox_helper_answers(void);
+/* As mg_sandbox_parse_files, handing the files to `early` (may be NULL) when it can take
+ * them; `early` is used up either way. */
+MG_NODISCARD mg_status mg_sandbox_parse_files_ex(mg_verified_file *files, size_t count,
+                                                 bool confined,
+                                                 const mg_sandbox_limits *limits,
+                                                 mg_sandbox_child *early, mg_error *err);
 
 #endif

@@ -161,8 +161,9 @@ mg_status mg_shard_check_memory(const mg_region *r, const mg_pinned_file *pin,
     return mg_shard_root(pin, digest, err);
 }
 
-mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_region *out,
-                        uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done, mg_error *err)
+mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, unsigned flags,
+                        mg_region *out, uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
+                        mg_error *err)
 {
     memset(out, 0, sizeof *out);
     struct stat st;
@@ -229,7 +230,7 @@ mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads, mg_
     /* Sealed and mapped read-only at once, as region.c does for unsharded files (private
      * memory stays writable for the caller to seal). */
     if (s == MG_OK && out->has_memfd)
-        s = mg_region_seal(out, err);
+        s = mg_region_seal_ex(out, flags, err);
     if (s != MG_OK)
         mg_region_free(out);
     return s;

@@ -19,10 +19,12 @@
  * concatenated shard digests (what mg_shard_root computes for the pin). MG_E_INTEGRITY for a
  * size or shard mismatch (the lowest shard that failed is reported), a file that changes
  * size while it is read; MG_E_IO for read errors. `done` (may be NULL) counts bytes read.
+ * `flags`: MG_REGION_KEEP_FD or 0 (region.h).
  */
 MG_NODISCARD mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned threads,
-                                     mg_region *out, uint8_t digest[MG_DIGEST_MAX],
-                                     _Atomic uint64_t *done, mg_error *err);
+                                     unsigned flags, mg_region *out,
+                                     uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
+                                     mg_error *err);
 
 /* The same check for bytes already in memory (a downloaded file): every shard of `r` must
  * match, then `digest` gets the root as above. */

@@ -3,7 +3,9 @@
 build with -DMG_SANDBOX_TEST_TRIGGERS=ON): a crash, an endless loop, unbounded allocation, or
 an attempt to open a file, make a socket or run a program is a clean refusal. Only the child
 is stopped; the tool itself ends normally with the exit code of the error kind, prints no
-model, and strace shows the child killed at the forbidden call."""
+model, and strace shows the child killed at the forbidden call. scripts/test-sandbox-triggers.sh
+runs it twice: with the parser helper (modelgate-parse), and with MODELGATE_PARSER=none (a
+forked child)."""
 import os
 import re
 import subprocess
@@ -14,6 +16,9 @@ import mgtest
 # How strace shows the child installing its filter.
 FILTER_LOAD = re.compile(r"prctl\(PR_SET_SECCOMP, SECCOMP_MODE_FILTER|seccomp\(SECCOMP_SET_MODE_FILTER, 0, \{")
 from mgtest import FORMAT, LIMIT, OK
+
+# Whether the confined parser is the helper (else a forked child).
+HELPER = os.environ.get("MODELGATE_PARSER") != "none"
 
 
 def safetensors_with(meta_value):
@@ -103,7 +108,13 @@ class Triggers(mgtest.TestCase):
             # call's number, or '?', where a result would be), and it is its only such call.
             self.assertIn("+++ killed by SIGSYS", mine[-1])
             self.assertRegex(mine[-2], r"^%s\s+(%s\(|<\.\.\. %s resumed)" % (pid, call, call))
-            before = mine[:-2]
+            execs = [l for l in mine if re.search(r"\bexecve\(", l)]
+            if HELPER:  # the helper was executed once, before its filter
+                self.assertRegex(execs[0], r'execve\("[^"]*/modelgate-parse"')
+            else:
+                self.assertEqual(len(execs), 1 if what == "execve" else 0, execs)
+            at = [i for i, l in enumerate(mine) if FILTER_LOAD.search(l)][0]
+            before = mine[at + 1:-2]
             if "resumed" in mine[-2]:  # strace split the call: drop its first half too
                 before = before[:max(i for i, l in enumerate(before) if "%s(" % call in l)]
             self.assertFalse([l for l in before if re.search(

@@ -133,36 +133,106 @@ class Reporting(mgtest.TestCase):
                          ("rejected", "format", "confined"))
 
 
+CALL = re.compile(r"\d+\s+(<\.\.\. )?(\w+)")
+CONFINED_CALLS = {"write", "close", "mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "sysinfo",
+                  "exit_group", "exit"}
+FORBIDDEN = re.compile(r"\b(open|openat|openat2|connect|socket|execve|execveat|clone|clone3|"
+                       r"fork|vfork|kill|tgkill)\(")
+MODELS = ("gguf/llama-2-tiny-random.gguf", "npz/mel_filters.npz",
+          "safetensors/voices.safetensors")
+
+
+def calls_of(lines):
+    return {CALL.match(l).group(2) for l in lines if CALL.match(l)}
+
+
 @unittest.skipIf(mgtest.VALGRIND or mgtest.SANITIZED, "strace of the plain build only")
 class Strace(mgtest.TestCase):
-    def test_child_opens_connects_and_executes_nothing(self):
+    """What the confined parser does, seen from outside with strace -f."""
+
+    def setUp(self):
+        super().setUp()
         if shutil.which("strace") is None:
             self.fail("strace is not installed (scripts/install-deps.sh)")
-        for rel in ("gguf/llama-2-tiny-random.gguf", "npz/mel_filters.npz",
-                    "safetensors/voices.safetensors"):
+        for rel in MODELS:
             self.ws.pin_file(os.path.basename(rel), os.path.join(mgtest.CORPUS, rel))
         self.ws.write_policy()
-        for m in ("llama-2-tiny-random.gguf", "mel_filters.npz", "voices.safetensors"):
-            log = self.ws.path("strace.%s" % m)
-            p = subprocess.run(["strace", "-f", "-qq", "-o", log, mgtest.BIN, "inspect", "-p",
-                                self.ws.policy_path, "--json", m], capture_output=True)
-            self.assertEqual(p.returncode, OK, p.stderr)
-            with open(log) as f:
-                lines = f.read().splitlines()
-            # The child: the process that loads the seccomp filter.
-            child = {l.split()[0] for l in lines if FILTER_LOAD.search(l)}
-            self.assertEqual(len(child), 1, "no confined child in the trace")
-            pid = child.pop()
-            mine = [l for l in lines if l.split()[0] == pid]
-            after = mine[[i for i, l in enumerate(mine) if FILTER_LOAD.search(l)][0] + 1:]
-            calls = {re.match(r"\d+\s+(<\.\.\. )?(\w+)", l).group(2) for l in after
-                     if re.match(r"\d+\s+(<\.\.\. )?\w+", l)}
-            self.assertTrue(calls <= {"write", "mmap", "munmap", "mremap", "brk", "madvise",
-                                      "mprotect", "sysinfo", "exit_group", "exit"}, calls)
+
+    def trace(self, model, env=None):
+        """strace -f of one load: (the confined process's id, all lines, its own lines)."""
+        log = self.ws.path("strace.%s" % model)
+        full_env = dict(os.environ)
+        full_env.pop("MODELGATE_PARSER", None)
+        full_env.update(env or {})
+        p = subprocess.run(["strace", "-f", "-qq", "-o", log, mgtest.BIN, "inspect", "-p",
+                            self.ws.policy_path, "--json", model], capture_output=True,
+                           env=full_env)
+        self.assertEqual(p.returncode, OK, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["parsing"], "confined")
+        with open(log) as f:
+            lines = f.read().splitlines()
+        # The confined process: the one that loads the seccomp filter (exactly one).
+        child = {l.split()[0] for l in lines if FILTER_LOAD.search(l)}
+        self.assertEqual(len(child), 1, "no confined child in the trace")
+        pid = child.pop()
+        return pid, lines, [l for l in lines if l.split()[0] == pid]
+
+    def after_filter(self, mine):
+        at = [i for i, l in enumerate(mine) if FILTER_LOAD.search(l)][0]
+        # (strace may print the filter's own prctl as unfinished, then resumed)
+        return mine[:at], [l for l in mine[at + 1:] if "prctl resumed>" not in l]
+
+    def test_helper_is_executed_and_confined_before_it_parses(self):
+        for rel in MODELS:
+            m = os.path.basename(rel)
+            pid, lines, mine = self.trace(m)
+            before, after = self.after_filter(mine)
+            # Started by posix_spawn: the one program it executes is the installed helper.
+            execs = [l for l in mine if re.search(r"\bexecve\(", l)]
+            self.assertEqual(len(execs), 1, execs)
+            self.assertRegex(execs[0], r'execve\("[^"]*/modelgate-parse", \["modelgate-parse"\]')
+            # Its environment holds nothing of the caller's but TZ and LD_LIBRARY_PATH.
+            env = re.search(r"\], 0x[0-9a-f]+ /\* (\d+) vars \*/", execs[0])
+            self.assertIsNotNone(env, execs[0])
+            self.assertLessEqual(int(env.group(1)), 2, execs[0])
+            # Before its filter: only what the dynamic loader needs, the files handed over
+            # the socket, jansson's seed, the time zone and its own size. No network.
+            opened = [re.search(r'open(at)?\((AT_FDCWD, )?"([^"]*)"', l).group(3)
+                      for l in before if re.search(r'\bopen(at)?\(', l)]
+            for path in opened:
+                self.assertRegex(path, r"^(/etc/ld\.so\.cache|/(usr/)?lib[^ ]*\.so[.0-9]*|"
+                                       r"/dev/urandom|/etc/localtime|/proc/self/statm)$")
+            self.assertFalse([l for l in before if re.search(r"\b(connect|socket|bind)\(", l)])
+            self.assertIn("recvmsg", calls_of(before))
+            # After it: memory and writes on its one socket, nothing else.
+            calls = calls_of(after)
+            self.assertTrue(calls <= CONFINED_CALLS, calls)
             self.assertIn("write", calls)
-            forbidden = [l for l in mine if re.search(r"\b(open|openat|openat2|connect|socket|"
-                                                      r"execve|execveat)\(", l)]
-            self.assertEqual(forbidden, [])
+            self.assertFalse([l for l in after if FORBIDDEN.search(l)])
+            self.assertTrue(all(re.search(r"\b(write|close)\(3\b", l) for l in after
+                                if re.search(r"\b(write|close)\(", l)))
+            # The loader itself made no other process.
+            spawned = [l for l in lines if re.search(r"\b(clone3?|vfork|fork)\(", l)
+                       and l.split()[0] != pid and "CLONE_THREAD" not in l]
+            self.assertEqual(len(spawned), 1, spawned)
+
+    def test_forked_child_opens_connects_and_executes_nothing(self):
+        for rel in MODELS:
+            m = os.path.basename(rel)
+            pid, lines, mine = self.trace(m, {"MODELGATE_PARSER": "none"})
+            before, after = self.after_filter(mine)
+            calls = calls_of(after)
+            self.assertTrue(calls <= CONFINED_CALLS, calls)
+            self.assertIn("write", calls)
+            self.assertEqual([l for l in mine if re.search(r"\b(open|openat|openat2|connect|socket|"
+                                                           r"execve|execveat)\(", l)], [])
+
+    def test_a_helper_that_does_not_answer_falls_back_to_a_forked_child(self):
+        for helper in ("/bin/true", "/nonexistent/modelgate-parse", "relative/path"):
+            pid, lines, mine = self.trace("voices.safetensors", {"MODELGATE_PARSER": helper})
+            self.assertFalse([l for l in mine if re.search(r"\bexecve\(", l)], helper)
+            _, after = self.after_filter(mine)
+            self.assertTrue(calls_of(after) <= CONFINED_CALLS)
 
 
 if __name__ == "__main__":

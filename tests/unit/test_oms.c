@@ -202,7 +202,7 @@ static void test_shard_read_parallel(void **state)
         mg_region r;
         uint8_t root[MG_DIGEST_MAX], want[MG_DIGEST_MAX];
         _Atomic uint64_t done = 0;
-        assert_int_equal(mg_shard_read(fd, &pin, threads, &r, root, &done, &e), MG_OK);
+        assert_int_equal(mg_shard_read(fd, &pin, threads, 0, &r, root, &done, &e), MG_OK);
         assert_int_equal(r.len, SIZE);
         assert_memory_equal(r.data, data, SIZE);
         assert_true(r.memfd_sealed); /* verified memory as for unsharded files */
@@ -220,7 +220,7 @@ static void test_shard_read_parallel(void **state)
     mg_region r;
     uint8_t root[MG_DIGEST_MAX];
     mg_error_clear(&e);
-    assert_int_equal(mg_shard_read(fd, &pin, 3, &r, root, NULL, &e), MG_E_INTEGRITY);
+    assert_int_equal(mg_shard_read(fd, &pin, 3, 0, &r, root, NULL, &e), MG_E_INTEGRITY);
     assert_non_null(strstr(e.message, "256:384"));
     assert_string_equal(e.algorithm, "sha256");
     assert_null(r.data);
@@ -228,7 +228,7 @@ static void test_shard_read_parallel(void **state)
     /* a file of another size is refused before reading */
     tu_write_file(dir, "w.bin", data, SIZE - 1);
     fd = open(path, O_RDONLY);
-    assert_int_equal(mg_shard_read(fd, &pin, 2, &r, root, NULL, &e), MG_E_INTEGRITY);
+    assert_int_equal(mg_shard_read(fd, &pin, 2, 0, &r, root, NULL, &e), MG_E_INTEGRITY);
     close(fd);
     free(pin.shards);
     tu_rmtree(dir);

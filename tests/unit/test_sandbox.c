@@ -301,6 +301,16 @@ static void file_from(mg_verified_file *f, const char *rel, const mg_format *fmt
     f->format = fmt;
 }
 
+/* Seal the regions keeping their descriptors, as a load does for the parser helper. */
+static void seal_for_helper(mg_verified_file *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mg_error e;
+        assert_int_equal(mg_region_seal_ex(&f[i].region, MG_REGION_KEEP_FD, &e), MG_OK);
+        assert_true(f[i].region.len == 0 || f[i].region.has_sealed_fd);
+    }
+}
+
 static void files_free(mg_verified_file *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -345,17 +355,27 @@ static void confined_equals_in_process(void **state)
         {"tests/data/bad/npz/ok-deflated.npz", &mg_format_npz},
     };
     enum { N = sizeof in / sizeof in[0] };
-    mg_verified_file a[N], b[N];
+    mg_verified_file a[N], b[N], c[N];
     for (size_t i = 0; i < N; i++) {
         file_from(&a[i], in[i].rel, in[i].fmt);
         file_from(&b[i], in[i].rel, in[i].fmt);
+        file_from(&c[i], in[i].rel, in[i].fmt);
     }
     mg_error e;
     mg_error_clear(&e);
+    /* a: a forked child; c: the parser helper (beside this test in the build tree); b: in
+     * this process. */
+    assert_true(mg_sandbox_has_helper());
+    size_t answers = mg_sandbox_helper_answers();
     assert_int_equal(mg_sandbox_parse_files(a, N, true, NULL, &e), MG_OK);
+    assert_int_equal(mg_sandbox_helper_answers(), answers);
+    seal_for_helper(c, N);
+    assert_int_equal(mg_sandbox_parse_files(c, N, true, NULL, &e), MG_OK);
+    assert_int_equal(mg_sandbox_helper_answers(), answers + 1);
     assert_int_equal(mg_sandbox_parse_files(b, N, false, NULL, &e), MG_OK);
     for (size_t i = 0; i < N; i++) {
         same_tables(&a[i].parsed, &b[i].parsed);
+        same_tables(&c[i].parsed, &b[i].parsed);
         /* Sealed: read-only for good, and the seal is on the memfd itself. */
         assert_true(a[i].region.memfd_sealed);
         assert_int_not_equal(mprotect(a[i].region.data, a[i].region.map_len,
@@ -365,6 +385,7 @@ static void confined_equals_in_process(void **state)
     assert_true(a[6].parsed.blob_count > 0); /* deflated members come back as buffers */
     files_free(a, N);
     files_free(b, N);
+    files_free(c, N);
 }
 
 static void confined_failure_names_file(void **state)
@@ -377,6 +398,19 @@ static void confined_failure_names_file(void **state)
     mg_error_clear(&e);
     assert_int_equal(mg_sandbox_parse_files(f, 2, true, NULL, &e), MG_E_FORMAT);
     assert_string_equal(e.file, "member-pickle.npz");
+    assert_int_not_equal(f[0].parsed.count, 0);
+    files_free(f, 2);
+    /* The same by the helper. */
+    file_from(&f[0], "tests/data/real/npy/python3.npy", &mg_format_npy);
+    file_from(&f[1], "tests/data/bad/npz/member-pickle.npz", &mg_format_npz);
+    seal_for_helper(f, 2);
+    size_t answers = mg_sandbox_helper_answers();
+    mg_error e2;
+    mg_error_clear(&e2);
+    assert_int_equal(mg_sandbox_parse_files(f, 2, true, NULL, &e2), MG_E_FORMAT);
+    assert_int_equal(mg_sandbox_helper_answers(), answers + 1);
+    assert_string_equal(e2.file, "member-pickle.npz");
+    assert_string_equal(e2.message, e.message);
     assert_int_not_equal(f[0].parsed.count, 0);
     files_free(f, 2);
 }
@@ -401,8 +435,8 @@ static void confined_large_table(void **state)
     while (h % 8 != 0)
         hdr[h++] = ' ';
     size_t len = 8 + h + N;
-    mg_verified_file f[2];
-    for (int k = 0; k < 2; k++) {
+    mg_verified_file f[3];
+    for (int k = 0; k < 3; k++) {
         memset(&f[k], 0, sizeof f[k]);
         mg_error e;
         assert_int_equal(mg_region_alloc_memfd(&f[k].region, len, &e), MG_OK);
@@ -420,7 +454,12 @@ static void confined_large_table(void **state)
     assert_int_equal(mg_sandbox_parse_files(&f[1], 1, false, NULL, &eb), MG_OK);
     assert_int_equal(f[0].parsed.count, N);
     same_tables(&f[0].parsed, &f[1].parsed);
-    files_free(f, 2);
+    seal_for_helper(&f[2], 1);
+    size_t answers = mg_sandbox_helper_answers();
+    assert_int_equal(mg_sandbox_parse_files(&f[2], 1, true, NULL, &ea), MG_OK);
+    assert_int_equal(mg_sandbox_helper_answers(), answers + 1);
+    same_tables(&f[2].parsed, &f[1].parsed);
+    files_free(f, 3);
 }
 
 /* Every test input (the real corpus and every generated bad file): the same status, the same
@@ -436,33 +475,45 @@ static void compare_one(const char *full, const char *name)
         free(data);
         return;
     }
-    mg_verified_file a, b;
+    /* a: a forked child, b: in this process, c: the parser helper. */
+    mg_verified_file a, b, c;
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
-    mg_error ea, eb;
+    memset(&c, 0, sizeof c);
+    mg_error ea, eb, ec;
     mg_error_clear(&ea);
     mg_error_clear(&eb);
+    mg_error_clear(&ec);
     assert_int_equal(mg_region_alloc_memfd(&a.region, len, &ea), MG_OK);
     assert_int_equal(mg_region_alloc_memfd(&b.region, len, &eb), MG_OK);
+    assert_int_equal(mg_region_alloc_memfd(&c.region, len, &ec), MG_OK);
     if (len > 0) {
         memcpy(a.region.data, data, len);
         memcpy(b.region.data, data, len);
+        memcpy(c.region.data, data, len);
     }
     free(data);
-    a.format = b.format = fmt;
+    a.format = b.format = c.format = fmt;
     a.path = strdup(name);
     b.path = strdup(name);
+    c.path = strdup(name);
+    seal_for_helper(&c, 1);
     mg_status sa = mg_sandbox_parse_files(&a, 1, true, NULL, &ea);
     mg_status sb = mg_sandbox_parse_files(&b, 1, false, NULL, &eb);
+    mg_status sc = mg_sandbox_parse_files(&c, 1, true, NULL, &ec);
     if (sa != sb || strcmp(ea.message, eb.message) != 0)
         fail_msg("%s: confined %d '%s', in process %d '%s'", full, sa, ea.message, sb, eb.message);
+    if (sc != sb || strcmp(ec.message, eb.message) != 0)
+        fail_msg("%s: helper %d '%s', in process %d '%s'", full, sc, ec.message, sb, eb.message);
     if (sa == MG_OK) {
         same_tables(&a.parsed, &b.parsed);
+        same_tables(&c.parsed, &b.parsed);
         walked_ok++;
     }
     walked++;
     files_free(&a, 1);
     files_free(&b, 1);
+    files_free(&c, 1);
 }
 
 static void walk(const char *dir)
@@ -490,7 +541,9 @@ static void every_test_file_same_answer(void **state)
     (void)state;
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", tu_source("tests/data"));
+    size_t answers = mg_sandbox_helper_answers();
     walk(dir);
+    assert_true(mg_sandbox_helper_answers() - answers >= walked); /* (empty files: both) */
     assert_true(walked > 300);
     assert_true(walked_ok > 60);
 }
