@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -210,6 +211,13 @@ typedef struct loader {
     pthread_cond_t cond;
     size_t finished_workers;
 } loader;
+
+/* An npz is expected (the parser helper then opens libzip early). */
+static bool ends_with_npz(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 4 && strcasecmp(s + n - 4, ".npz") == 0;
+}
 
 static int cmp_pin(const void *a, const void *b)
 {
@@ -1155,7 +1163,7 @@ static mg_status run(const mg_policy *pol, const char *source, const mg_load_opt
         mg_sandbox_prepare(); /* the filter is built while the files are read */
     /* The parser helper starts now, while the policy's checks and the reading go on. */
     if (m->parse_confined == 1 && !entry->remote)
-        (void)mg_sandbox_spawn(&L.helper);
+        (void)mg_sandbox_spawn(&L.helper, ends_with_npz(entry->source));
     m->name = mg_strdup(entry->name);
     m->source = mg_strdup(entry->source);
     if (m->name == NULL || m->source == NULL) {

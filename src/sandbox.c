@@ -532,7 +532,7 @@ void mg_sandbox_child_discard(mg_sandbox_child *c)
     c->sock = -1;
 }
 
-static bool spawn_now(mg_sandbox_child *c)
+static bool spawn_now(mg_sandbox_child *c, bool zip)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -584,7 +584,7 @@ static bool spawn_now(mg_sandbox_child *c)
          posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) == 0 &&
          posix_spawnattr_setsigmask(&at, &none) == 0 &&
          posix_spawnattr_setsigdefault(&at, &all) == 0;
-    char *argv[] = {(char *)"modelgate-parse", NULL};
+    char *argv[] = {(char *)"modelgate-parse", zip ? (char *)"--zip" : NULL, NULL};
     pid_t pid = 0;
     if (ok)
         ok = posix_spawn(&pid, helper_file, &fa, &at, argv, envp) == 0;
@@ -602,15 +602,17 @@ static bool spawn_now(mg_sandbox_child *c)
 
 static void *spawn_main(void *arg)
 {
-    (void)spawn_now(arg);
+    mg_sandbox_child *c = arg;
+    (void)spawn_now(c, c->zip);
     return NULL;
 }
 
-bool mg_sandbox_spawn(mg_sandbox_child *c)
+bool mg_sandbox_spawn(mg_sandbox_child *c, bool zip)
 {
     c->pid = 0;
     c->sock = -1;
     c->starting = false;
+    c->zip = zip;
     if (!mg_sandbox_has_helper())
         return false;
     /* posix_spawn holds its thread until the helper's execve is done (milliseconds on a
@@ -619,7 +621,7 @@ bool mg_sandbox_spawn(mg_sandbox_child *c)
         c->starting = true;
         return true;
     }
-    return spawn_now(c);
+    return spawn_now(c, zip);
 }
 
 /* The request (sandbox_child.h), in one buffer. */
@@ -823,7 +825,7 @@ static mg_status parse_confined(mg_verified_file *files, size_t count,
     spawn_wait(early);
     mg_sandbox_child *c = early != NULL && early->pid > 0 ? early : &late;
     if (helper_can_take(files, count) && (c->pid > 0 || (mg_sandbox_has_helper() &&
-                                                         spawn_now(c)))) {
+                                                         spawn_now(c, false)))) {
         bool silent = false;
         mg_status s = parse_by_helper(c, files, count, lim, &prog, &silent, err);
         if (!silent) {

@@ -57,6 +57,7 @@ typedef struct mg_sandbox_child {
     pid_t pid; /* 0: none */
     int sock;
     bool starting; /* `thread` is starting it */
+    bool zip;      /* it opens libzip at once (an npz is expected) */
     pthread_t thread;
 } mg_sandbox_child;
 
@@ -64,8 +65,9 @@ typedef struct mg_sandbox_child {
  * installed relative to the library or the executable; else beside either). */
 bool mg_sandbox_has_helper(void);
 /* Start the helper early, on a thread of its own (its exec then overlaps the rest of the
- * load); false when there is none. */
-bool mg_sandbox_spawn(mg_sandbox_child *c);
+ * load); false when there is none. `zip`: an npz is expected (the helper opens libzip while it
+ * waits, not after the request). */
+bool mg_sandbox_spawn(mg_sandbox_child *c, bool zip);
 /* Stop and reap a helper that will not be used (NULL or an empty one: nothing). */
 void mg_sandbox_child_discard(mg_sandbox_child *c);
 /* How many parses the helper answered in this process (for the tests). */

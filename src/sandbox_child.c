@@ -381,7 +381,7 @@ static bool map_sealed(int fd, size_t len, mg_region *r)
     return true;
 }
 
-int mg_sandbox_helper_main(void)
+int mg_sandbox_helper_main(int argc, char **argv, mg_helper_load_zip_fn load_zip)
 {
     const int fd = MG_SANDBOX_FD;
     /* Nothing but the socket (and standard error in a sanitizer build) from here on. */
@@ -399,6 +399,9 @@ int mg_sandbox_helper_main(void)
         (void)setenv("TZ", ":/etc/localtime", 1);
     tzset();
     (void)unshare(CLONE_NEWUSER);
+    bool zip_loaded = load_zip == NULL;
+    if (!zip_loaded && argc == 2 && strcmp(argv[1], "--zip") == 0)
+        zip_loaded = load_zip();
     uint32_t magic, proto, parent, count, filter_len, flags;
     uint64_t as_add, cpu, budget_limit, budget_used;
     if (!get_u32(fd, &magic) || magic != MG_SANDBOX_REQUEST || !get_u32(fd, &proto) ||
@@ -430,6 +433,12 @@ int mg_sandbox_helper_main(void)
             crcs > len / MG_REGION_CRC_BLOCK + 1)
             _exit(2);
         files[i].format = mg_sandbox_formats[fmt];
+        if (!zip_loaded && (files[i].format == &mg_format_npz ||
+                            files[i].format == &mg_format_pickle)) {
+            if (!load_zip())
+                _exit(2);
+            zip_loaded = true;
+        }
         files[i].region.len = (size_t)len;
         files[i].parsed.budget = &budget;
         if (crcs > 0) {

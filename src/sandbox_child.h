@@ -77,7 +77,10 @@ _Noreturn void mg_sandbox_confine_and_serve(const mg_confine_args *a, mg_verifie
 /* The address space this process has mapped now, in bytes. */
 bool mg_sandbox_vm_bytes(uint64_t *out);
 
-/* main() of modelgate-parse. */
-int mg_sandbox_helper_main(void);
+/* main() of modelgate-parse. `load_zip` (may be NULL: libzip is linked) opens libzip, which
+ * the helper does only for ZIP-based formats (npz, pickle): at once when started with
+ * "--zip" (the loader expects an npz), else when a request holds one. */
+typedef bool (*mg_helper_load_zip_fn)(void);
+int mg_sandbox_helper_main(int argc, char **argv, mg_helper_load_zip_fn load_zip);
 
 #endif

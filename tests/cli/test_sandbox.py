@@ -190,7 +190,9 @@ class Strace(mgtest.TestCase):
             # Started by posix_spawn: the one program it executes is the installed helper.
             execs = [l for l in mine if re.search(r"\bexecve\(", l)]
             self.assertEqual(len(execs), 1, execs)
-            self.assertRegex(execs[0], r'execve\("[^"]*/modelgate-parse", \["modelgate-parse"\]')
+            npz = m.endswith(".npz")  # then it opens libzip while it waits
+            self.assertRegex(execs[0], r'execve\("[^"]*/modelgate-parse", \["modelgate-parse"%s\]'
+                             % (', "--zip"' if npz else ""))
             # Its environment holds nothing of the caller's but TZ and LD_LIBRARY_PATH.
             env = re.search(r"\], 0x[0-9a-f]+ /\* (\d+) vars \*/", execs[0])
             self.assertIsNotNone(env, execs[0])
@@ -203,6 +205,9 @@ class Strace(mgtest.TestCase):
                 self.assertRegex(path, r"^(/etc/ld\.so\.cache|/(usr/)?lib[^ ]*\.so[.0-9]*|"
                                        r"/dev/urandom|/etc/localtime|/proc/self/statm)$")
             self.assertFalse([l for l in before if re.search(r"\b(connect|socket|bind)\(", l)])
+            # libzip (and the libcrypto it brings) only for a ZIP-based format.
+            self.assertEqual(any("libzip" in p for p in opened), npz, opened)
+            self.assertEqual(any("libcrypto" in p for p in opened), npz, opened)
             self.assertIn("recvmsg", calls_of(before))
             # After it: memory and writes on its one socket, nothing else.
             calls = calls_of(after)

@@ -4,8 +4,9 @@
  * meant to be run by hand. See src/sandbox_child.h for what it does and its protocol.
  */
 #include "sandbox_child.h"
+#include "zip_loader.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return mg_sandbox_helper_main();
+    return mg_sandbox_helper_main(argc, argv, mg_helper_load_zip);
 }
