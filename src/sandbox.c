@@ -443,6 +443,17 @@ static mg_status parse_forked(mg_verified_file *files, size_t count,
 
 /* ---- the parser helper (modelgate-parse) ------------------------------------------------ */
 
+/* (Set by CMakeLists.txt from the install layout; these are the GNU defaults.) */
+#ifndef MG_HELPER_FROM_LIBDIR
+#define MG_HELPER_FROM_LIBDIR "../libexec/modelgate/modelgate-parse"
+#endif
+#ifndef MG_HELPER_FROM_BINDIR
+#define MG_HELPER_FROM_BINDIR "../libexec/modelgate/modelgate-parse"
+#endif
+#ifndef MG_HELPER_INSTALLED
+#define MG_HELPER_INSTALLED "/usr/local/libexec/modelgate/"
+#endif
+
 static pthread_once_t helper_once = PTHREAD_ONCE_INIT;
 static char *helper_file; /* NULL: no helper; parse in a forked child */
 
