@@ -29,6 +29,7 @@
 #include "sandbox_child.h"
 #include "sandbox_wire.h"
 #include "util/checked.h"
+#include "util/fsutil.h"
 
 #ifdef MG_SANDBOX_TEST_TRIGGERS
 #define DEFAULT_MEMORY (UINT64_C(256) << 20)
@@ -679,20 +680,6 @@ static void put_u64(req_buf *b, uint64_t v)
     put_u32(b, (uint32_t)(v >> 32));
 }
 
-static bool send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 static bool send_fds(int sock, const int *fds, size_t n)
 {
     for (size_t i = 0; i < n;) {
@@ -791,7 +778,7 @@ static mg_status parse_by_helper(mg_sandbox_child *c, mg_verified_file *files, s
         if (f->region.len > 0 && fds != NULL)
             fds[k++] = f->region.memfd;
     }
-    bool sent = !b.failed && fds != NULL && send_all(c->sock, b.p, b.len) &&
+    bool sent = !b.failed && fds != NULL && mg_send_all(c->sock, b.p, b.len) &&
                 send_fds(c->sock, fds, nfd);
     free(b.p);
     free(fds);

@@ -30,6 +30,7 @@
 #include "format/format.h"
 #include "sandbox_wire.h"
 #include "util/checked.h"
+#include "util/fsutil.h"
 
 const mg_format *const mg_sandbox_formats[] = {
     &mg_format_pickle,       &mg_format_safetensors,   &mg_format_npy,
@@ -120,23 +121,9 @@ typedef struct pipe_out {
     uint8_t buf[PIPE_BUF_BYTES];
 } pipe_out;
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 static bool pipe_flush(pipe_out *o)
 {
-    bool ok = write_all(o->fd, o->buf, o->len);
+    bool ok = mg_write_all(o->fd, o->buf, o->len);
     o->len = 0;
     return ok;
 }
@@ -148,7 +135,7 @@ static bool pipe_write(void *ctx, const void *p, size_t n)
         if (!pipe_flush(o))
             return false;
         if (n >= sizeof o->buf)
-            return write_all(o->fd, p, n);
+            return mg_write_all(o->fd, p, n);
     }
     memcpy(o->buf + o->len, p, n);
     o->len += n;
@@ -165,7 +152,7 @@ static _Noreturn void child_refuse(int fd, uint32_t step, int e)
         for (int k = 0; k < 4; k++)
             b[4 * i + k] = (uint8_t)(v[i] >> (8 * k));
     }
-    (void)write_all(fd, b, sizeof b);
+    (void)mg_write_all(fd, b, sizeof b);
     _exit(3);
 }
 

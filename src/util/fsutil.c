@@ -9,6 +9,7 @@
 #include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static int walk(int start, const char *rel, int flags, int *parent_fd)
@@ -146,11 +147,12 @@ mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *len, mg_error
     return MG_OK;
 }
 
-bool mg_write_all(int fd, const void *data, size_t n)
+/* write() or, on a socket, send() without SIGPIPE, until all `n` bytes are out. */
+static bool out_all(int fd, const void *data, size_t n, bool sock)
 {
     const uint8_t *p = data;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -159,6 +161,16 @@ bool mg_write_all(int fd, const void *data, size_t n)
         n -= (size_t)w;
     }
     return true;
+}
+
+bool mg_write_all(int fd, const void *data, size_t n)
+{
+    return out_all(fd, data, n, false);
+}
+
+bool mg_send_all(int fd, const void *data, size_t n)
+{
+    return out_all(fd, data, n, true);
 }
 
 bool mg_pwrite_all(int fd, const void *data, size_t n, uint64_t off)

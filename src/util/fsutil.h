@@ -26,6 +26,8 @@ MG_NODISCARD mg_status mg_read_small(int fd, size_t cap, uint8_t **out, size_t *
 
 /* write() all `n` bytes, retrying on EINTR and short writes; false on any error. */
 bool mg_write_all(int fd, const void *data, size_t n);
+/* The same with send(MSG_NOSIGNAL) on a socket: a peer that is gone is an error, not SIGPIPE. */
+bool mg_send_all(int fd, const void *data, size_t n);
 
 /* pwrite() all `n` bytes at `off`, retrying on EINTR and short writes; false on any error,
  * with errno set (0 when the kernel wrote nothing without an error). */
