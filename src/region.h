@@ -25,8 +25,8 @@ typedef struct mg_region {
     int memfd;
     bool memfd_sealed; /* `data` maps a sealed memfd (read-only for good) */
     /* CRC-32 (zlib's) of each MG_REGION_CRC_BLOCK bytes of the content (the last block may be
-     * shorter), computed by a helper thread from the verified bytes while the file was read
-     * (a file read from disk into a memfd, of 4 MiB or more, that starts as a ZIP archive);
+     * shorter), computed from the verified bytes while the file was read (a file read from
+     * disk into a memfd, of 4 MiB or more, that starts as a ZIP archive);
      * NULL otherwise. The npz parser uses it for stored members instead of a pass of its own. */
     uint32_t *block_crc;
     size_t block_crc_count;
@@ -65,8 +65,8 @@ MG_NODISCARD mg_status mg_region_file_size(int fd, uint64_t expected_size, uint6
                                            mg_error *err);
 
 /* mg_region_read_hashed_ex flags. */
-#define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
-                                   the file is read and hashed (when a core is spare) */
+#define MG_REGION_PREFAULT 0x1u /* a core is spare: a helper thread reads the file into the
+                                   region (and backs it with memory) while the caller hashes */
 
 /* As mg_region_read_hashed, with MG_REGION_* flags. */
 MG_NODISCARD mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size,
