@@ -194,11 +194,14 @@ void mg_region_free(mg_region *r)
     memset(r, 0, sizeof *r);
 }
 
-static mg_status read_fully(int fd, uint8_t *dst, size_t want, size_t *got, mg_error *err)
+/* Bytes [off, off + want) of the file (fewer at its end): pread, so that several threads
+ * can read one file. */
+static mg_status read_fully(int fd, uint8_t *dst, size_t want, uint64_t off, size_t *got,
+                            mg_error *err)
 {
     *got = 0;
     while (*got < want) {
-        ssize_t n = read(fd, dst + *got, want - *got);
+        ssize_t n = pread(fd, dst + *got, want - *got, (off_t)(off + *got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -249,77 +252,67 @@ static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off,
  * which is what makes faulting a fresh shared mapping several times slower) and hashed from
  * the same slot while it is still in cache: one read, no other pass, no other copy.
  *
- * With a spare core (MG_REGION_PREFAULT) the work is split in two: a filler thread reads
- * each chunk, writes it into the memfd and takes its CRC-32 (below), while the calling thread
- * only hashes. Hashing is about half of the work and backing fresh memory most of the rest
- * (on a virtual machine the host must back every new page), so the two halves run side by
- * side, one on each core. Without a spare core the calling thread does all of it in turn.
+ * With a spare core (MG_REGION_PREFAULT) a filler thread fills chunks (read, write into the
+ * memfd, CRC) ahead of the calling thread, which hashes them in order. Hashing is about half
+ * of the work and backing fresh memory most of the rest, but the second varies a lot (on a
+ * virtual machine the host must back every new page, fast or slow from one run to the next):
+ * so the hasher, whenever its next chunk is not ready yet, fills the next free chunk itself
+ * rather than wait, and the two cores share whatever the work is. Without a spare core the
+ * calling thread does all of it in turn (the same code, with nobody else filling).
  *
  * Block CRCs of a ZIP file (npz): a stored npz member is used in place, and its CRC-32 must
- * be checked, which would be one more pass over the whole file. Instead the filler computes
- * the CRC-32 of every MG_REGION_CRC_BLOCK bytes of the same verified bytes while they are in
- * cache; the parser combines them (crc32_combine) into each member's CRC. Any trouble leaves
- * the table out, and the parser computes the CRC itself as before.
+ * be checked, which would be one more pass over the whole file. Instead each chunk's CRC-32
+ * is taken from the verified bytes when the chunk is filled, and the chunks' CRCs are
+ * combined into the CRC of every MG_REGION_CRC_BLOCK bytes, which the parser combines
+ * (crc32_combine) into each member's CRC. Any trouble leaves the table out, and the parser
+ * computes the CRC itself as before.
  */
 #define MG_CRC_MIN_BYTES ((size_t)4 << 20)
 #define MG_PIPE_MIN_BYTES ((size_t)4 << 20)
-#define MG_RING_SLOTS 8u
+#define MG_RING_SLOTS 16u
 _Static_assert(MG_REGION_CRC_BLOCK % MG_READ_CHUNK == 0, "a chunk never spans two blocks");
 
 typedef struct fill_run {
-    int fd;    /* the file, read in order from its current offset (the start) */
+    int fd;    /* the file (read with pread) */
     int memfd; /* the verified memory */
     size_t size;
     size_t chunks;  /* of MG_READ_CHUNK bytes, the last one shorter */
-    size_t slots;   /* of the ring: MG_RING_SLOTS with a filler thread, else 1 */
+    size_t slots;   /* of the ring: chunk i lives in slot i % slots */
     uint8_t *ring;  /* slots * MG_READ_CHUNK bytes */
     size_t len[MG_RING_SLOTS];
-    /* Block CRCs (the filler's own until it is joined). */
-    uint32_t *crc; /* NULL: none (not a ZIP archive, too small, or out of memory) */
-    size_t crc_count, crc_blocks;
-    uLong crc_cur;
-    size_t crc_pos;
-    /* Hand-over between the filler and the hasher: slot i % slots holds chunk i from when
-     * it is produced until it is consumed. Each side sleeps only when it must, and is woken
-     * only when half of the ring is ready for it, not at every chunk. */
+    bool filled[MG_RING_SLOTS];   /* (under lock) */
+    uint32_t *chunk_crc;          /* CRC-32 of each chunk (ZIP archives), else NULL */
     pthread_mutex_t lock;
     pthread_cond_t filled_cond, freed_cond;
-    size_t produced, consumed; /* chunks (under lock) */
-    bool hasher_waits, filler_waits;
-    bool stop;            /* the hasher failed: the filler stops (under lock) */
-    bool failed;          /* the filler failed, for the reason in fill_err (under lock) */
+    size_t claimed;  /* chunks taken by a filler (under lock) */
+    size_t consumed; /* chunks hashed, their slots free again (under lock) */
+    bool threaded;   /* a filler thread runs: take the lock */
+    bool hasher_waits, filler_waits; /* (under lock) */
+    bool stop;   /* the hasher failed: stop filling (under lock) */
+    bool failed; /* a fill failed, for the reason in fill_err (under lock) */
     mg_error fill_err;
 } fill_run;
 
-/* Start the block CRCs when `first` (the file's first chunk) opens a ZIP archive. */
-static void crc_begin(fill_run *F, const uint8_t *first, size_t n)
+static void run_lock(fill_run *F)
 {
-    if (F->size < MG_CRC_MIN_BYTES || n < 4 || memcmp(first, "PK\x03\x04", 4) != 0)
-        return;
-    F->crc_count = (F->size - 1) / MG_REGION_CRC_BLOCK + 1;
-    F->crc = malloc(F->crc_count * sizeof *F->crc); /* count <= 2^20: no wrap */
-    F->crc_cur = crc32_z(0L, Z_NULL, 0);
+    if (F->threaded)
+        pthread_mutex_lock(&F->lock);
 }
 
-static void crc_add(fill_run *F, const uint8_t *p, size_t n)
+static void run_unlock(fill_run *F)
 {
-    F->crc_cur = crc32_z(F->crc_cur, p, n);
-    F->crc_pos += n;
-    if ((F->crc_pos % MG_REGION_CRC_BLOCK == 0 || F->crc_pos == F->size) &&
-        F->crc_blocks < F->crc_count) {
-        F->crc[F->crc_blocks++] = (uint32_t)F->crc_cur;
-        F->crc_cur = crc32_z(0L, Z_NULL, 0);
-    }
+    if (F->threaded)
+        pthread_mutex_unlock(&F->lock);
 }
 
-/* Chunk `i` into its slot, then into the memfd and the block CRCs. */
+/* Chunk `i` into its slot, then into the memfd (and its CRC). */
 static mg_status fill_chunk(fill_run *F, size_t i, mg_error *err)
 {
     size_t pos = i * MG_READ_CHUNK; /* < size: no wrap */
     size_t want = F->size - pos < MG_READ_CHUNK ? F->size - pos : MG_READ_CHUNK;
     uint8_t *slot = F->ring + (i % F->slots) * MG_READ_CHUNK;
     size_t got;
-    mg_status st = read_fully(F->fd, slot, want, &got, err);
+    mg_status st = read_fully(F->fd, slot, want, pos, &got, err);
     if (st != MG_OK)
         return st;
     if (got < want)
@@ -327,92 +320,144 @@ static mg_status fill_chunk(fill_run *F, size_t i, mg_error *err)
     st = write_fully(F->memfd, slot, got, pos, err);
     if (st != MG_OK)
         return st;
-    if (i == 0)
-        crc_begin(F, slot, got);
-    if (F->crc != NULL)
-        crc_add(F, slot, got);
+    if (F->chunk_crc != NULL)
+        F->chunk_crc[i] = (uint32_t)crc32_z(0L, slot, got);
     F->len[i % F->slots] = got;
     return MG_OK;
 }
 
-/* Ready for the hasher: every chunk left, or half of the ring. */
-static bool enough_filled(const fill_run *F)
+/* Claim the next chunk, fill it and mark it filled (or record the failure); called and
+ * returns with the lock held. */
+static void fill_next(fill_run *F)
 {
-    size_t want = F->chunks - F->consumed < F->slots / 2 ? F->chunks - F->consumed : F->slots / 2;
-    return F->produced - F->consumed >= want;
+    size_t i = F->claimed++;
+    run_unlock(F);
+    mg_error e;
+    mg_error_clear(&e);
+    mg_status st = fill_chunk(F, i, &e);
+    run_lock(F);
+    if (st != MG_OK && !F->failed) {
+        F->fill_err = e;
+        F->failed = true;
+    } else if (st == MG_OK) {
+        F->filled[i % F->slots] = true;
+    }
+    if (F->hasher_waits && (st != MG_OK || i == F->consumed))
+        pthread_cond_signal(&F->filled_cond);
+}
+
+/* A chunk can be claimed: one is left, and its slot is free. */
+static bool claimable(const fill_run *F)
+{
+    return F->claimed < F->chunks && F->claimed - F->consumed < F->slots;
 }
 
 static void *filler_main(void *arg)
 {
     fill_run *F = arg;
-    for (size_t i = 0; i < F->chunks; i++) {
-        pthread_mutex_lock(&F->lock);
-        if (F->produced - F->consumed == F->slots) {
+    pthread_mutex_lock(&F->lock);
+    while (!F->stop && !F->failed && F->claimed < F->chunks) {
+        if (!claimable(F)) {
+            /* The ring is full: sleep until half of it is free again. */
             F->filler_waits = true;
-            while (F->produced - F->consumed > F->slots / 2 && !F->stop)
+            while (!F->stop && !F->failed && F->claimed - F->consumed > F->slots / 2)
                 pthread_cond_wait(&F->freed_cond, &F->lock);
             F->filler_waits = false;
+            continue;
         }
-        bool stop = F->stop;
-        pthread_mutex_unlock(&F->lock);
-        if (stop)
-            break;
-        mg_error e;
-        mg_error_clear(&e);
-        mg_status st = fill_chunk(F, i, &e);
-        pthread_mutex_lock(&F->lock);
-        if (st != MG_OK) {
-            F->fill_err = e;
-            F->failed = true;
-        } else {
-            F->produced++;
-        }
-        if (F->hasher_waits && (F->failed || enough_filled(F)))
-            pthread_cond_signal(&F->filled_cond);
-        pthread_mutex_unlock(&F->lock);
-        if (st != MG_OK)
-            break;
+        fill_next(F);
     }
+    pthread_mutex_unlock(&F->lock);
     return NULL;
 }
 
-/* The calling thread's side: hash every chunk as the filler hands it over. */
-static mg_status hash_filled(fill_run *F, mg_digest_ctx *ctx, _Atomic uint64_t *done,
+/* The calling thread's side: hash every chunk in order, filling chunks itself whenever the
+ * next one is not ready. */
+static mg_status hash_chunks(fill_run *F, mg_digest_ctx *ctx, _Atomic uint64_t *done,
                              mg_error *err)
 {
     mg_status st = MG_OK;
     for (size_t i = 0; i < F->chunks && st == MG_OK; i++) {
-        pthread_mutex_lock(&F->lock);
-        if (F->produced == i && !F->failed) {
-            F->hasher_waits = true;
-            while (!enough_filled(F) && !F->failed)
-                pthread_cond_wait(&F->filled_cond, &F->lock);
+        size_t k = i % F->slots;
+        run_lock(F);
+        while (!F->failed && !F->filled[k]) {
+            if (claimable(F)) {
+                fill_next(F);
+                continue;
+            }
+            F->hasher_waits = true; /* only with a filler: it has chunk i in hand */
+            pthread_cond_wait(&F->filled_cond, &F->lock);
             F->hasher_waits = false;
         }
         bool failed = F->failed;
-        pthread_mutex_unlock(&F->lock);
-        if (failed)
-            break; /* the filler's error is taken when it is joined */
-        size_t n = F->len[i % F->slots];
-        st = mg_digest_update(ctx, F->ring + (i % F->slots) * MG_READ_CHUNK, n, err);
-        pthread_mutex_lock(&F->lock);
-        F->consumed++;
+        run_unlock(F);
+        if (failed) {
+            *err = F->fill_err;
+            st = F->fill_err.status;
+        }
         if (st != MG_OK)
-            F->stop = true;
-        if (F->filler_waits && (F->stop || F->produced - F->consumed <= F->slots / 2))
+            break;
+        size_t n = F->len[k];
+        st = mg_digest_update(ctx, F->ring + k * MG_READ_CHUNK, n, err);
+        run_lock(F);
+        F->filled[k] = false;
+        F->consumed++;
+        if (F->filler_waits && F->claimed - F->consumed <= F->slots / 2)
             pthread_cond_signal(&F->freed_cond);
-        pthread_mutex_unlock(&F->lock);
+        run_unlock(F);
         if (st == MG_OK && done != NULL)
             atomic_fetch_add_explicit(done, n, memory_order_relaxed);
+    }
+    if (st != MG_OK) { /* whoever failed: the filler stops (and wakes up to see it) */
+        run_lock(F);
+        F->stop = true;
+        if (F->filler_waits)
+            pthread_cond_signal(&F->freed_cond);
+        run_unlock(F);
     }
     return st;
 }
 
-/* Fill the memfd and hash: on two threads when `pipelined` and a thread can be had. */
+/* Chunk CRCs for a ZIP archive (its first chunk, filled, tells): room for them, and the
+ * first one. */
+static void crc_begin(fill_run *F)
+{
+    size_t bytes;
+    if (F->size < MG_CRC_MIN_BYTES || F->len[0] < 4 || memcmp(F->ring, "PK\x03\x04", 4) != 0 ||
+        __builtin_mul_overflow(F->chunks, sizeof *F->chunk_crc, &bytes))
+        return;
+    F->chunk_crc = malloc(bytes);
+    if (F->chunk_crc != NULL)
+        F->chunk_crc[0] = (uint32_t)crc32_z(0L, F->ring, F->len[0]);
+}
+
+/* The chunks' CRCs combined into the block CRCs of `out`. */
+static void crc_blocks(const fill_run *F, mg_region *out)
+{
+    const size_t per_block = MG_REGION_CRC_BLOCK / MG_READ_CHUNK;
+    size_t count = (F->chunks - 1) / per_block + 1;
+    uint32_t *crc = malloc(count * sizeof *crc); /* count < chunks: no wrap */
+    if (crc == NULL)
+        return;
+    uLong whole = crc32_combine_gen((z_off_t)MG_READ_CHUNK);
+    for (size_t b = 0; b < count; b++) {
+        size_t first = b * per_block;
+        uLong c = F->chunk_crc[first];
+        for (size_t i = first + 1; i < first + per_block && i < F->chunks; i++) {
+            size_t n = F->size - i * MG_READ_CHUNK;
+            c = n >= MG_READ_CHUNK ? crc32_combine_op(c, F->chunk_crc[i], whole)
+                                   : crc32_combine(c, F->chunk_crc[i], (z_off_t)n);
+        }
+        crc[b] = (uint32_t)c;
+    }
+    out->block_crc = crc;
+    out->block_crc_count = count;
+}
+
+/* Fill the memfd and hash, with a filler thread when `pipelined` and one can be had. */
 static mg_status fill_and_hash(fill_run *F, bool pipelined, mg_digest_ctx *ctx,
                                _Atomic uint64_t *done, mg_error *err)
 {
-    pthread_t filler;
     F->slots = pipelined ? MG_RING_SLOTS : 1;
     F->ring = malloc(F->slots * MG_READ_CHUNK);
     if (F->ring == NULL && pipelined) {
@@ -421,35 +466,33 @@ static mg_status fill_and_hash(fill_run *F, bool pipelined, mg_digest_ctx *ctx,
     }
     if (F->ring == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
+    /* The first chunk before anything else: it says whether to take CRCs. */
+    mg_status st = fill_chunk(F, 0, err);
+    if (st != MG_OK)
+        return st;
+    F->claimed = 1;
+    F->filled[0] = true;
+    crc_begin(F);
+    pthread_t filler;
     if (F->slots > 1) {
-        mg_error_clear(&F->fill_err);
         pthread_mutex_init(&F->lock, NULL);
         pthread_cond_init(&F->filled_cond, NULL);
         pthread_cond_init(&F->freed_cond, NULL);
-        if (pthread_create(&filler, NULL, filler_main, F) == 0) {
-            mg_status st = hash_filled(F, ctx, done, err);
-            pthread_join(filler, NULL);
-            if (st == MG_OK && F->failed) {
-                *err = F->fill_err;
-                st = F->fill_err.status;
-            }
+        F->threaded = true; /* before the filler looks */
+        if (pthread_create(&filler, NULL, filler_main, F) != 0) {
+            F->threaded = false;
             pthread_mutex_destroy(&F->lock);
             pthread_cond_destroy(&F->filled_cond);
             pthread_cond_destroy(&F->freed_cond);
-            return st;
         }
+    }
+    st = hash_chunks(F, ctx, done, err);
+    if (F->threaded) {
+        pthread_join(filler, NULL);
         pthread_mutex_destroy(&F->lock);
         pthread_cond_destroy(&F->filled_cond);
         pthread_cond_destroy(&F->freed_cond);
-        F->slots = 1; /* no thread: the same work in turn, in the first slot */
-    }
-    mg_status st = MG_OK;
-    for (size_t i = 0; i < F->chunks && st == MG_OK; i++) {
-        st = fill_chunk(F, i, err);
-        if (st == MG_OK)
-            st = mg_digest_update(ctx, F->ring, F->len[0], err);
-        if (st == MG_OK && done != NULL)
-            atomic_fetch_add_explicit(done, F->len[0], memory_order_relaxed);
+        F->threaded = false;
     }
     return st;
 }
@@ -486,12 +529,9 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
     bool pipelined = (flags & MG_REGION_PREFAULT) && size >= MG_PIPE_MIN_BYTES;
     mg_status st = fill_and_hash(&F, pipelined, ctx, done, err);
     free(F.ring);
-    if (st == MG_OK && F.crc != NULL && F.crc_blocks == F.crc_count && F.crc_pos == size) {
-        out->block_crc = F.crc;
-        out->block_crc_count = F.crc_count;
-    } else {
-        free(F.crc);
-    }
+    if (st == MG_OK && F.chunk_crc != NULL)
+        crc_blocks(&F, out);
+    free(F.chunk_crc);
     if (st == MG_OK) {
         out->len = size;
         out->has_memfd = true;
@@ -541,7 +581,7 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
     while (pos < out->len) {
         size_t want = out->len - pos < MG_READ_CHUNK ? out->len - pos : MG_READ_CHUNK;
         size_t got;
-        st_ = read_fully(fd, out->data + pos, want, &got, err);
+        st_ = read_fully(fd, out->data + pos, want, pos, &got, err);
         if (st_ != MG_OK)
             goto fail;
         if (got < want) {
@@ -559,7 +599,7 @@ tail:;
     /* A file that grew while it was read is not the file whose size was checked. */
     uint8_t extra;
     size_t got;
-    st_ = read_fully(fd, &extra, 1, &got, err);
+    st_ = read_fully(fd, &extra, 1, size, &got, err);
     if (st_ != MG_OK)
         goto fail;
     if (got != 0) {

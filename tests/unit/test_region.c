@@ -1,12 +1,15 @@
 /* Verified memory read from a file (region.h): the same bytes, digest and block CRCs whether
  * the calling thread does all the work or a filler thread reads while it hashes, at sizes
  * around the chunk and ring boundaries; and the filler's failures reach the caller as typed
- * errors (a read error, a file shorter than its size). */
+ * errors (a read error, a file cut short or grown while it is read). */
 #define _GNU_SOURCE
 #include "testutil.h"
 
 #include <fcntl.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,35 +97,83 @@ static void same_result_in_turn_and_pipelined(void **state)
     }
 }
 
-/* The file's offset is not at its start: the reads end before its size, as when the file
- * is cut short while it is read. */
-static void shorter_file_is_an_integrity_failure(void **state)
+/* A file cut short or grown while it is read (by another thread, once the reader has
+ * passed its first MiB): an integrity failure, unless the change came after the last byte
+ * was read (a shorter file) -- which a few tries rule out. */
+typedef struct changer {
+    const char *path;
+    _Atomic uint64_t *done;
+    bool grow;
+} changer;
+
+static void *change_file(void *arg)
 {
-    (void)state;
+    const changer *c = arg;
+    while (atomic_load(c->done) < ((uint64_t)1 << 20))
+        ;
+    int fd = open(c->path, O_WRONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && (c->grow ? pwrite(fd, "x", 1, (off_t)64 << 20) == 1
+                                  : ftruncate(fd, (off_t)32 << 20) == 0);
+    if (fd >= 0)
+        close(fd);
+    return ok ? NULL : (void *)c;
+}
+
+static void changed_file(bool grow, const char *what)
+{
     const unsigned flags[] = {0, MG_REGION_PREFAULT};
     for (size_t f = 0; f < 2; f++) {
-        for (size_t skip = 1; skip <= ((size_t)6 << 20); skip += (size_t)3 << 20) {
+        int refused = 0;
+        for (int attempt = 0; attempt < 8 && refused == 0; attempt++) {
             char *dir = tu_mkdtemp();
-            size_t len = (size_t)9 << 20;
+            size_t len = (size_t)64 << 20;
             uint8_t *data = pattern(len, true);
             int fd = file_with(dir, data, len);
-            assert_int_equal(lseek(fd, (off_t)skip, SEEK_SET), (off_t)skip);
+            char path[4096];
+            snprintf(path, sizeof path, "%s/f", dir);
+            _Atomic uint64_t done = 0;
+            changer c = {.path = path, .done = &done, .grow = grow};
+            pthread_t t;
+            assert_int_equal(pthread_create(&t, NULL, change_file, &c), 0);
             mg_region r;
             uint8_t digest[MG_DIGEST_MAX];
             mg_error err;
             mg_error_clear(&err);
-            assert_int_equal(mg_region_read_hashed_ex(fd, len, MG_SHA256, flags[f], &r, digest,
-                                                      NULL, &err),
-                             MG_E_INTEGRITY);
-            assert_non_null(strstr(err.message, "shorter"));
-            assert_null(r.data);
-            assert_null(r.block_crc);
+            mg_status s = mg_region_read_hashed_ex(fd, len, MG_SHA256, flags[f], &r, digest,
+                                                   &done, &err);
+            atomic_store(&done, UINT64_MAX); /* (the thread may still wait) */
+            void *trouble;
+            pthread_join(t, &trouble);
+            assert_null(trouble);
+            if (s == MG_OK) {
+                assert_false(grow);
+                mg_region_free(&r);
+            } else {
+                assert_int_equal(s, MG_E_INTEGRITY);
+                assert_non_null(strstr(err.message, what));
+                assert_null(r.data);
+                assert_null(r.block_crc);
+                refused++;
+            }
             close(fd);
             free(data);
             tu_rmtree(dir);
             free(dir);
         }
+        assert_int_equal(refused, 1);
     }
+}
+
+static void shorter_file_is_an_integrity_failure(void **state)
+{
+    (void)state;
+    changed_file(false, "shorter");
+}
+
+static void longer_file_is_an_integrity_failure(void **state)
+{
+    (void)state;
+    changed_file(true, "longer");
 }
 
 /* A descriptor that cannot be read: the filler's read error is the caller's MG_E_IO. */
@@ -160,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_result_in_turn_and_pipelined),
         cmocka_unit_test(shorter_file_is_an_integrity_failure),
+        cmocka_unit_test(longer_file_is_an_integrity_failure),
         cmocka_unit_test(read_error_is_an_io_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
