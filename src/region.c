@@ -435,6 +435,8 @@ static void crc_begin(fill_run *F)
 static void crc_blocks(const fill_run *F, mg_region *out)
 {
     const size_t per_block = MG_REGION_CRC_BLOCK / MG_READ_CHUNK;
+    if (F->chunks == 0)
+        return;
     size_t count = (F->chunks - 1) / per_block + 1;
     uint32_t *crc = malloc(count * sizeof *crc); /* count < chunks: no wrap */
     if (crc == NULL)
@@ -474,6 +476,7 @@ static mg_status fill_and_hash(fill_run *F, bool pipelined, mg_digest_ctx *ctx,
     F->filled[0] = true;
     crc_begin(F);
     pthread_t filler;
+    memset(&filler, 0, sizeof filler);
     if (F->slots > 1) {
         pthread_mutex_init(&F->lock, NULL);
         pthread_cond_init(&F->filled_cond, NULL);
