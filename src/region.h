@@ -47,7 +47,8 @@ MG_NODISCARD mg_status mg_region_seal(mg_region *r, mg_error *err);
 void mg_region_free(mg_region *r);
 
 /*
- * Read the open file `fd` into a new region, hashing each chunk with `alg` as it arrives.
+ * Read the open file `fd` (from its start, with pread) into a new region, hashing each chunk
+ * with `alg` as it arrives.
  * The size is checked first against `expected_size` (UINT64_MAX = not pinned, then the
  * size is taken from fstat and capped at MG_MAX_MODEL_FILE_BYTES); a file that turns out
  * longer or shorter while it is read is an integrity failure. `done` (may be NULL) is
