@@ -7,6 +7,8 @@ The table gives the median wall time, the spread (fastest and slowest run), the 
 time, the ratio of the medians to `openssl dgst -sha256` on the same bytes, and the peak
 resident memory of one run (from wait4).
 BENCH_ONLY=small,one,oms,sharded,four,npz,gguf,spill,huge runs only those cases.
+BENCH_BASELINE=/path/to/an/older/modelgate adds its `inspect` row to each case (an A/B
+comparison of two builds in the same interleaved rounds).
 Results go to stdout and to the output file."""
 import json
 import os
@@ -22,6 +24,7 @@ OUT = sys.argv[3]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "7"))
 SMALL_REPEAT = int(os.environ.get("BENCH_SMALL_REPEAT", "40"))
 ONLY = [c for c in os.environ.get("BENCH_ONLY", "").split(",") if c]
+BASELINE = os.environ.get("BENCH_BASELINE")
 PY = "/usr/bin/python3"
 
 
@@ -348,6 +351,12 @@ def main():
     ]
     if ONLY:
         cases = [c for c in cases if c[0] in ONLY]
+    if BASELINE:
+        base_mg = os.path.abspath(BASELINE)
+        cases = [(key, title, single,
+                  [cmds[0], ("modelgate inspect, baseline build (%s)" % base_mg,
+                             [base_mg] + cmds[0][1][1:])] + cmds[1:], rounds)
+                 for key, title, single, cmds, rounds in cases]
     lines = []
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -390,6 +399,9 @@ def main():
             if forked:
                 text += ("; parsing in a forked child (the fallback) instead costs %+.1f ms "
                          "over parsing in the process" % ((forked[0][1] - results[1][1]) * 1000))
+        if BASELINE:
+            text += "; this build's median over the baseline build's: %.3f" % (
+                results[0][1] / results[1][1])
         if single is None:
             text += "; modelgate is %.2fx faster than openssl in sequence (median)" % (
                 base / results[0][1])

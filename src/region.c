@@ -25,16 +25,15 @@
 #define MG_PREFAULT_MIN (64u << 20)
 
 /*
- * Backing fresh memory with pages (the kernel zeroes each one on first touch, and a virtual
- * machine may add its own cost) can take as long as hashing it. When a core is spare, a
- * helper thread populates the region ahead of the reader with MADV_POPULATE_WRITE, which
- * never changes the content, so the reader finds its pages ready. Without kernel support the
- * helper simply stops.
+ * Backing fresh private memory with pages (the kernel zeroes each one on first touch, and a
+ * virtual machine may add its own cost) can take as long as hashing it. Where the bytes go
+ * to private memory (no memfd) and a core is spare, a helper thread populates the region
+ * ahead of the reader with MADV_POPULATE_WRITE, which never changes the content, so the
+ * reader finds its pages ready. Without kernel support the helper simply stops.
  */
 typedef struct prefault {
     pthread_t thread;
     uint8_t *base;
-    int memfd; /* >= 0: allocate the memfd's pages (fallocate) instead of a mapping's */
     size_t len;
     atomic_bool stop;
     bool started;
@@ -45,8 +44,7 @@ static void *prefault_main(void *arg)
     prefault *pf = arg;
     for (size_t off = 0; off < pf->len && !atomic_load(&pf->stop); off += MG_PREFAULT_STEP) {
         size_t n = pf->len - off < MG_PREFAULT_STEP ? pf->len - off : MG_PREFAULT_STEP;
-        if (pf->memfd >= 0 ? fallocate(pf->memfd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) != 0
-                           : madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
+        if (madvise(pf->base + off, n, MADV_POPULATE_WRITE) != 0)
             break;
     }
     return NULL;
@@ -55,7 +53,6 @@ static void *prefault_main(void *arg)
 static void prefault_start(prefault *pf, mg_region *r)
 {
     pf->base = r->data;
-    pf->memfd = -1;
     pf->len = r->map_len;
     atomic_init(&pf->stop, false);
     pf->started = r->map_len >= MG_PREFAULT_MIN &&
@@ -213,11 +210,14 @@ void mg_region_free(mg_region *r)
     memset(r, 0, sizeof *r);
 }
 
-static mg_status read_fully(int fd, uint8_t *dst, size_t want, size_t *got, mg_error *err)
+/* Bytes [off, off + want) of the file (fewer at its end): pread, so that several threads
+ * can read one file. */
+static mg_status read_fully(int fd, uint8_t *dst, size_t want, uint64_t off, size_t *got,
+                            mg_error *err)
 {
     *got = 0;
     while (*got < want) {
-        ssize_t n = read(fd, dst + *got, want - *got);
+        ssize_t n = pread(fd, dst + *got, want - *got, (off_t)(off + *got));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -263,157 +263,263 @@ static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off,
 }
 
 /*
- * Block CRCs of a ZIP file (npz), on another core: a stored npz member is used in place, and
- * its CRC-32 must be checked, which is one more pass over the whole file (zlib's crc32 runs
- * at about 2 GB/s here). Instead the reader reads each chunk into one slot of a small ring,
- * hashes it and writes it into the memfd as before, and hands the slot to a helper thread,
- * which computes the CRC-32 of every MG_REGION_CRC_BLOCK bytes from the same verified bytes
- * while they are still in cache; the parser combines them (crc32_combine) into each member's
- * CRC. With a spare core the pass is hidden; without one it is still cheaper than the
- * parser's pass through the mapping, which must first map every page of the file. Any
- * trouble leaves the table out, and the parser computes the CRC itself as before.
+ * Filling verified memory. Each chunk of the file is read into one slot of a small ring,
+ * written into the memfd (the kernel allocates its pages without a page fault per page,
+ * which is what makes faulting a fresh shared mapping several times slower) and hashed from
+ * the same slot while it is still in cache: one read, no other pass, no other copy.
+ *
+ * With a spare core (MG_REGION_PREFAULT) a filler thread fills chunks (read, write into the
+ * memfd, CRC) ahead of the calling thread, which hashes them in order. Hashing is about half
+ * of the work and backing fresh memory most of the rest, but the second varies a lot (on a
+ * virtual machine the host must back every new page, fast or slow from one run to the next):
+ * so the hasher, whenever its next chunk is not ready yet, fills the next free chunk itself
+ * rather than wait, and the two cores share whatever the work is. Without a spare core the
+ * calling thread does all of it in turn (the same code, with nobody else filling).
+ *
+ * Block CRCs of a ZIP file (npz): a stored npz member is used in place, and its CRC-32 must
+ * be checked, which would be one more pass over the whole file. Instead each chunk's CRC-32
+ * is taken from the verified bytes when the chunk is filled, and the chunks' CRCs are
+ * combined into the CRC of every MG_REGION_CRC_BLOCK bytes, which the parser combines
+ * (crc32_combine) into each member's CRC. Any trouble leaves the table out, and the parser
+ * computes the CRC itself as before.
  */
 #define MG_CRC_MIN_BYTES ((size_t)4 << 20)
-#define MG_CRC_RING 8u
+#define MG_PIPE_MIN_BYTES ((size_t)4 << 20)
+#define MG_RING_SLOTS 16u
 _Static_assert(MG_REGION_CRC_BLOCK % MG_READ_CHUNK == 0, "a chunk never spans two blocks");
 
-typedef struct crc_helper {
-    pthread_t thread;
+typedef struct fill_run {
+    int fd;    /* the file (read with pread) */
+    int memfd; /* the verified memory */
     size_t size;
-    uint32_t *crc;
-    size_t count;
-    uint8_t *ring; /* MG_CRC_RING slots of MG_READ_CHUNK bytes */
-    size_t len[MG_CRC_RING];
+    size_t chunks;  /* of MG_READ_CHUNK bytes, the last one shorter */
+    size_t slots;   /* of the ring: chunk i lives in slot i % slots */
+    uint8_t *ring;  /* slots * MG_READ_CHUNK bytes */
+    size_t len[MG_RING_SLOTS];
+    bool filled[MG_RING_SLOTS];   /* (under lock) */
+    uint32_t *chunk_crc;          /* CRC-32 of each chunk (ZIP archives), else NULL */
     pthread_mutex_t lock;
-    pthread_cond_t cond;
-    size_t produced, consumed; /* chunks handed over and done (under lock) */
-    bool finished;             /* the reader hands over no more (under lock) */
-    bool ok;                   /* every block done (the helper's own until joined) */
-    bool started;
-} crc_helper;
+    pthread_cond_t filled_cond, freed_cond;
+    size_t claimed;  /* chunks taken by a filler (under lock) */
+    size_t consumed; /* chunks hashed, their slots free again (under lock) */
+    bool threaded;   /* a filler thread runs: take the lock */
+    bool hasher_waits, filler_waits; /* (under lock) */
+    bool stop;   /* the hasher failed: stop filling (under lock) */
+    bool failed; /* a fill failed, for the reason in fill_err (under lock) */
+    mg_error fill_err;
+} fill_run;
 
-static void *crc_main(void *arg)
+static void run_lock(fill_run *F)
 {
-    crc_helper *h = arg;
-    const uLong zero = crc32_z(0L, Z_NULL, 0);
-    uLong c = zero;
-    size_t pos = 0, block = 0;
-    for (;;) {
-        pthread_mutex_lock(&h->lock);
-        while (h->consumed == h->produced && !h->finished)
-            pthread_cond_wait(&h->cond, &h->lock);
-        if (h->consumed == h->produced) { /* finished, and nothing left */
-            pthread_mutex_unlock(&h->lock);
-            break;
-        }
-        size_t k = h->consumed % MG_CRC_RING;
-        pthread_mutex_unlock(&h->lock);
-        size_t n = h->len[k];
-        c = crc32_z(c, h->ring + k * MG_READ_CHUNK, n);
-        pos += n;
-        if ((pos % MG_REGION_CRC_BLOCK == 0 || pos == h->size) && block < h->count) {
-            h->crc[block++] = (uint32_t)c;
-            c = zero;
-        }
-        pthread_mutex_lock(&h->lock);
-        h->consumed++;
-        pthread_cond_broadcast(&h->cond);
-        pthread_mutex_unlock(&h->lock);
+    if (F->threaded)
+        pthread_mutex_lock(&F->lock);
+}
+
+static void run_unlock(fill_run *F)
+{
+    if (F->threaded)
+        pthread_mutex_unlock(&F->lock);
+}
+
+/* Chunk `i` into its slot, then into the memfd (and its CRC). */
+static mg_status fill_chunk(fill_run *F, size_t i, mg_error *err)
+{
+    size_t pos = i * MG_READ_CHUNK; /* < size: no wrap */
+    size_t want = F->size - pos < MG_READ_CHUNK ? F->size - pos : MG_READ_CHUNK;
+    uint8_t *slot = F->ring + (i % F->slots) * MG_READ_CHUNK;
+    size_t got;
+    mg_status st = read_fully(F->fd, slot, want, pos, &got, err);
+    if (st != MG_OK)
+        return st;
+    if (got < want)
+        return mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
+    st = write_fully(F->memfd, slot, got, pos, err);
+    if (st != MG_OK)
+        return st;
+    if (F->chunk_crc != NULL)
+        F->chunk_crc[i] = (uint32_t)crc32_z(0L, slot, got);
+    F->len[i % F->slots] = got;
+    return MG_OK;
+}
+
+/* Claim the next chunk, fill it and mark it filled (or record the failure); called and
+ * returns with the lock held. */
+static void fill_next(fill_run *F)
+{
+    size_t i = F->claimed++;
+    run_unlock(F);
+    mg_error e;
+    mg_error_clear(&e);
+    mg_status st = fill_chunk(F, i, &e);
+    run_lock(F);
+    if (st != MG_OK && !F->failed) {
+        F->fill_err = e;
+        F->failed = true;
+    } else if (st == MG_OK) {
+        F->filled[i % F->slots] = true;
     }
-    h->ok = pos == h->size && block == h->count;
+    if (F->hasher_waits && (st != MG_OK || i == F->consumed))
+        pthread_cond_signal(&F->filled_cond);
+}
+
+/* A chunk can be claimed: one is left, and its slot is free. */
+static bool claimable(const fill_run *F)
+{
+    return F->claimed < F->chunks && F->claimed - F->consumed < F->slots;
+}
+
+static void *filler_main(void *arg)
+{
+    fill_run *F = arg;
+    pthread_mutex_lock(&F->lock);
+    while (!F->stop && !F->failed && F->claimed < F->chunks) {
+        if (!claimable(F)) {
+            /* The ring is full: sleep until half of it is free again. */
+            F->filler_waits = true;
+            while (!F->stop && !F->failed && F->claimed - F->consumed > F->slots / 2)
+                pthread_cond_wait(&F->freed_cond, &F->lock);
+            F->filler_waits = false;
+            continue;
+        }
+        fill_next(F);
+    }
+    pthread_mutex_unlock(&F->lock);
     return NULL;
 }
 
-/* Start the helper when `first` (the file's first chunk) opens a ZIP archive, and hand it
- * that chunk. */
-static void crc_start(crc_helper *h, size_t size, const uint8_t *first, size_t n)
+/* The calling thread's side: hash every chunk in order, filling chunks itself whenever the
+ * next one is not ready. */
+static mg_status hash_chunks(fill_run *F, mg_digest_ctx *ctx, _Atomic uint64_t *done,
+                             mg_error *err)
 {
-    h->started = false;
-    if (size < MG_CRC_MIN_BYTES || n < 4 || memcmp(first, "PK\x03\x04", 4) != 0)
+    mg_status st = MG_OK;
+    for (size_t i = 0; i < F->chunks && st == MG_OK; i++) {
+        size_t k = i % F->slots;
+        run_lock(F);
+        while (!F->failed && !F->filled[k]) {
+            if (claimable(F)) {
+                fill_next(F);
+                continue;
+            }
+            F->hasher_waits = true; /* only with a filler: it has chunk i in hand */
+            pthread_cond_wait(&F->filled_cond, &F->lock);
+            F->hasher_waits = false;
+        }
+        bool failed = F->failed;
+        run_unlock(F);
+        if (failed) {
+            *err = F->fill_err;
+            st = F->fill_err.status;
+        }
+        if (st != MG_OK)
+            break;
+        size_t n = F->len[k];
+        st = mg_digest_update(ctx, F->ring + k * MG_READ_CHUNK, n, err);
+        run_lock(F);
+        F->filled[k] = false;
+        F->consumed++;
+        if (F->filler_waits && F->claimed - F->consumed <= F->slots / 2)
+            pthread_cond_signal(&F->freed_cond);
+        run_unlock(F);
+        if (st == MG_OK && done != NULL)
+            atomic_fetch_add_explicit(done, n, memory_order_relaxed);
+    }
+    if (st != MG_OK) { /* whoever failed: the filler stops (and wakes up to see it) */
+        run_lock(F);
+        F->stop = true;
+        if (F->filler_waits)
+            pthread_cond_signal(&F->freed_cond);
+        run_unlock(F);
+    }
+    return st;
+}
+
+/* Chunk CRCs for a ZIP archive (its first chunk, filled, tells): room for them, and the
+ * first one. */
+static void crc_begin(fill_run *F)
+{
+    size_t bytes;
+    if (F->size < MG_CRC_MIN_BYTES || F->len[0] < 4 || memcmp(F->ring, "PK\x03\x04", 4) != 0 ||
+        __builtin_mul_overflow(F->chunks, sizeof *F->chunk_crc, &bytes))
         return;
-    h->size = size;
-    h->count = (size + MG_REGION_CRC_BLOCK - 1) / MG_REGION_CRC_BLOCK;
-    h->crc = malloc(h->count * sizeof *h->crc);
-    h->ring = malloc((size_t)MG_CRC_RING * MG_READ_CHUNK);
-    h->produced = 1;
-    h->consumed = 0;
-    h->finished = false;
-    h->ok = false;
-    if (h->crc != NULL && h->ring != NULL) {
-        memcpy(h->ring, first, n);
-        h->len[0] = n;
-        pthread_mutex_init(&h->lock, NULL);
-        pthread_cond_init(&h->cond, NULL);
-        h->started = pthread_create(&h->thread, NULL, crc_main, h) == 0;
-        if (!h->started) {
-            pthread_mutex_destroy(&h->lock);
-            pthread_cond_destroy(&h->cond);
+    F->chunk_crc = malloc(bytes);
+    if (F->chunk_crc != NULL)
+        F->chunk_crc[0] = (uint32_t)crc32_z(0L, F->ring, F->len[0]);
+}
+
+/* The chunks' CRCs combined into the block CRCs of `out`. */
+static void crc_blocks(const fill_run *F, mg_region *out)
+{
+    const size_t per_block = MG_REGION_CRC_BLOCK / MG_READ_CHUNK;
+    if (F->chunks == 0)
+        return;
+    size_t count = (F->chunks - 1) / per_block + 1;
+    uint32_t *crc = malloc(count * sizeof *crc); /* count < chunks: no wrap */
+    if (crc == NULL)
+        return;
+    uLong whole = crc32_combine_gen((z_off_t)MG_READ_CHUNK);
+    for (size_t b = 0; b < count; b++) {
+        size_t first = b * per_block;
+        uLong c = F->chunk_crc[first];
+        for (size_t i = first + 1; i < first + per_block && i < F->chunks; i++) {
+            size_t n = F->size - i * MG_READ_CHUNK;
+            c = n >= MG_READ_CHUNK ? crc32_combine_op(c, F->chunk_crc[i], whole)
+                                   : crc32_combine(c, F->chunk_crc[i], (z_off_t)n);
+        }
+        crc[b] = (uint32_t)c;
+    }
+    out->block_crc = crc;
+    out->block_crc_count = count;
+}
+
+/* Fill the memfd and hash, with a filler thread when `pipelined` and one can be had. */
+static mg_status fill_and_hash(fill_run *F, bool pipelined, mg_digest_ctx *ctx,
+                               _Atomic uint64_t *done, mg_error *err)
+{
+    F->slots = pipelined ? MG_RING_SLOTS : 1;
+    F->ring = malloc(F->slots * MG_READ_CHUNK);
+    if (F->ring == NULL && pipelined) {
+        F->slots = 1;
+        F->ring = malloc(MG_READ_CHUNK);
+    }
+    if (F->ring == NULL)
+        return mg_fail(err, MG_E_LIMIT, "out of memory");
+    /* The first chunk before anything else: it says whether to take CRCs. */
+    mg_status st = fill_chunk(F, 0, err);
+    if (st != MG_OK)
+        return st;
+    F->claimed = 1;
+    F->filled[0] = true;
+    crc_begin(F);
+    pthread_t filler;
+    memset(&filler, 0, sizeof filler);
+    if (F->slots > 1) {
+        pthread_mutex_init(&F->lock, NULL);
+        pthread_cond_init(&F->filled_cond, NULL);
+        pthread_cond_init(&F->freed_cond, NULL);
+        F->threaded = true; /* before the filler looks */
+        if (pthread_create(&filler, NULL, filler_main, F) != 0) {
+            F->threaded = false;
+            pthread_mutex_destroy(&F->lock);
+            pthread_cond_destroy(&F->filled_cond);
+            pthread_cond_destroy(&F->freed_cond);
         }
     }
-    if (!h->started) {
-        free(h->crc);
-        free(h->ring);
-        h->crc = NULL;
-        h->ring = NULL;
+    st = hash_chunks(F, ctx, done, err);
+    if (F->threaded) {
+        pthread_join(filler, NULL);
+        pthread_mutex_destroy(&F->lock);
+        pthread_cond_destroy(&F->filled_cond);
+        pthread_cond_destroy(&F->freed_cond);
+        F->threaded = false;
     }
-}
-
-/* Where the reader puts its next chunk: a free slot of the ring (waiting for the helper if
- * all are taken), or `buf` when there is no helper. */
-static uint8_t *crc_slot(crc_helper *h, uint8_t *buf)
-{
-    if (!h->started)
-        return buf;
-    pthread_mutex_lock(&h->lock);
-    while (h->produced - h->consumed == MG_CRC_RING)
-        pthread_cond_wait(&h->cond, &h->lock);
-    uint8_t *p = h->ring + (h->produced % MG_CRC_RING) * MG_READ_CHUNK;
-    pthread_mutex_unlock(&h->lock);
-    return p;
-}
-
-/* The chunk in the slot crc_slot gave is verified bytes: hand it over. */
-static void crc_hand_over(crc_helper *h, size_t n)
-{
-    if (!h->started)
-        return;
-    pthread_mutex_lock(&h->lock);
-    h->len[h->produced % MG_CRC_RING] = n;
-    h->produced++;
-    pthread_cond_broadcast(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-}
-
-/* Wait for the helper; on success (`keep`) the table goes to `out`. */
-static void crc_finish(crc_helper *h, bool keep, mg_region *out)
-{
-    if (!h->started)
-        return;
-    pthread_mutex_lock(&h->lock);
-    h->finished = true;
-    pthread_cond_broadcast(&h->cond);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
-    pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->cond);
-    h->started = false;
-    free(h->ring);
-    h->ring = NULL;
-    if (keep && h->ok) {
-        out->block_crc = h->crc;
-        out->block_crc_count = h->count;
-    } else {
-        free(h->crc);
-    }
-    h->crc = NULL;
+    return st;
 }
 
 /*
- * The memfd path: each chunk is read into a small buffer that stays in cache, hashed there,
- * and written into the memfd (the kernel allocates its pages without a page fault per page,
- * which is what makes faulting a fresh shared mapping several times slower). The memfd is
- * then sealed and mapped read-only. Returns MG_E_IO with `*no_memfd` set when there is no
- * memfd, so that the caller falls back to private memory.
+ * The memfd path: the file is read into the memfd while it is hashed (fill_and_hash), then
+ * the memfd is sealed and mapped read-only. Returns MG_E_IO with `*no_memfd` set when there
+ * is no memfd, so that the caller falls back to private memory.
  */
 static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsigned flags,
                                  mg_region *out, _Atomic uint64_t *done, bool *no_memfd,
@@ -433,40 +539,18 @@ static mg_status read_into_memfd(int fd, size_t size, mg_digest_ctx *ctx, unsign
         *no_memfd = true;
         return MG_E_IO;
     }
-    /* With a spare core, a helper allocates the memfd's pages ahead of the writes. */
-    prefault pf = {0};
-    if ((flags & MG_REGION_PREFAULT) && size >= MG_PREFAULT_MIN) {
-        pf.memfd = mfd;
-        pf.len = size;
-        atomic_init(&pf.stop, false);
-        pf.started = pthread_create(&pf.thread, NULL, prefault_main, &pf) == 0;
-    }
-    uint8_t *buf = malloc(MG_READ_CHUNK);
-    mg_status st = buf != NULL ? MG_OK : mg_fail(err, MG_E_LIMIT, "out of memory");
-    crc_helper crc = {.started = false};
-    size_t pos = 0;
-    while (st == MG_OK && pos < size) {
-        size_t want = size - pos < MG_READ_CHUNK ? size - pos : MG_READ_CHUNK;
-        size_t got;
-        uint8_t *chunk = crc_slot(&crc, buf);
-        st = read_fully(fd, chunk, want, &got, err);
-        if (st == MG_OK && got < want)
-            st = mg_fail(err, MG_E_INTEGRITY, "file became shorter while it was read");
-        if (st == MG_OK)
-            st = mg_digest_update(ctx, chunk, got, err);
-        if (st == MG_OK)
-            st = write_fully(mfd, chunk, got, pos, err);
-        if (st == MG_OK && pos == 0)
-            crc_start(&crc, size, chunk, got);
-        else if (st == MG_OK)
-            crc_hand_over(&crc, got);
-        pos += got;
-        if (st == MG_OK && done != NULL)
-            atomic_fetch_add_explicit(done, got, memory_order_relaxed);
-    }
-    free(buf);
-    prefault_stop(&pf);
-    crc_finish(&crc, st == MG_OK, out);
+    fill_run F;
+    memset(&F, 0, sizeof F);
+    F.fd = fd;
+    F.memfd = mfd;
+    F.size = size;
+    F.chunks = (size - 1) / MG_READ_CHUNK + 1; /* size > 0 */
+    bool pipelined = (flags & MG_REGION_PREFAULT) && size >= MG_PIPE_MIN_BYTES;
+    mg_status st = fill_and_hash(&F, pipelined, ctx, done, err);
+    free(F.ring);
+    if (st == MG_OK && F.chunk_crc != NULL)
+        crc_blocks(&F, out);
+    free(F.chunk_crc);
     if (st == MG_OK) {
         out->len = size;
         out->has_memfd = true;
@@ -516,7 +600,7 @@ mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size, mg_digest_alg
     while (pos < out->len) {
         size_t want = out->len - pos < MG_READ_CHUNK ? out->len - pos : MG_READ_CHUNK;
         size_t got;
-        st_ = read_fully(fd, out->data + pos, want, &got, err);
+        st_ = read_fully(fd, out->data + pos, want, pos, &got, err);
         if (st_ != MG_OK)
             goto fail;
         if (got < want) {
@@ -534,7 +618,7 @@ tail:;
     /* A file that grew while it was read is not the file whose size was checked. */
     uint8_t extra;
     size_t got;
-    st_ = read_fully(fd, &extra, 1, &got, err);
+    st_ = read_fully(fd, &extra, 1, size, &got, err);
     if (st_ != MG_OK)
         goto fail;
     if (got != 0) {

@@ -28,8 +28,8 @@ typedef struct mg_region {
      * confined parser can be handed the same pages; mg_region_drop_fd closes it. */
     bool has_sealed_fd;
     /* CRC-32 (zlib's) of each MG_REGION_CRC_BLOCK bytes of the content (the last block may be
-     * shorter), computed by a helper thread from the verified bytes while the file was read
-     * (a file read from disk into a memfd, of 4 MiB or more, that starts as a ZIP archive);
+     * shorter), computed from the verified bytes while the file was read (a file read from
+     * disk into a memfd, of 4 MiB or more, that starts as a ZIP archive);
      * NULL otherwise. The npz parser uses it for stored members instead of a pass of its own. */
     uint32_t *block_crc;
     size_t block_crc_count;
@@ -54,7 +54,8 @@ void mg_region_drop_fd(mg_region *r);
 void mg_region_free(mg_region *r);
 
 /*
- * Read the open file `fd` into a new region, hashing each chunk with `alg` as it arrives.
+ * Read the open file `fd` (from its start, with pread) into a new region, hashing each chunk
+ * with `alg` as it arrives.
  * The size is checked first against `expected_size` (UINT64_MAX = not pinned, then the
  * size is taken from fstat and capped at MG_MAX_MODEL_FILE_BYTES); a file that turns out
  * longer or shorter while it is read is an integrity failure. `done` (may be NULL) is
@@ -72,8 +73,8 @@ MG_NODISCARD mg_status mg_region_file_size(int fd, uint64_t expected_size, uint6
                                            mg_error *err);
 
 /* mg_region_read_hashed_ex flags. */
-#define MG_REGION_PREFAULT 0x1u /* back the region with memory from a helper thread while
-                                   the file is read and hashed (when a core is spare) */
+#define MG_REGION_PREFAULT 0x1u /* a core is spare: a helper thread reads the file into the
+                                   region (and backs it with memory) while the caller hashes */
 #define MG_REGION_KEEP_FD 0x2u  /* keep the sealed memfd's descriptor (has_sealed_fd) */
 
 /* As mg_region_read_hashed, with MG_REGION_* flags. */
