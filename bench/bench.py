@@ -268,15 +268,27 @@ NOTES = """## How to read these figures
   with 4 KiB pages (one hypervisor exit per page) and 0.8 to 5 s with huge pages (fast only
   when the kernel still had recently freed 2 MiB blocks; free blocks of 8 MiB and more are
   handed back to the host, page_reporting_order=11, and must be backed again). openssl reads
-  through one small buffer and never pays this. With fewer files than cores a spare core
-  allocates the memfd's pages ahead of the reader (fallocate); with 4 files on 2 cores both
-  cores hash, and the fill is added to the hashing: the multi-file ratio is bounded by
+  through one small buffer and never pays this. With fewer files than cores (a single file
+  on 2 cores) the read is a pipeline (src/region.c): a filler thread reads 256 KiB chunks
+  into a ring of 16 (pread), writes each into the memfd (pwrite) and takes its CRC-32 where
+  needed, while the calling thread hashes the same chunks in order; whenever the hasher's
+  next chunk is not ready it fills one itself, so both cores share the fill, whose cost
+  swings from 0.25 to 1.5 s per GiB from run to run here (the host backs new guest pages).
+  Still one read of the file and one copy, no other pass. With 4 files on 2 cores both cores
+  hash, and the fill is added to the hashing: the multi-file ratio is bounded by
   (hash + fill) / 2 over openssl's hash, about 0.65-0.75 here.
 - *Stored npz* (issue 17): a stored member is used in place and its CRC-32 must be checked;
-  zlib's crc32 runs at about 1.9 GB/s here. A helper thread (on the spare core, if any)
-  computes the CRC-32 of every 1 MiB block of the verified bytes while the reader hashes; the
-  parser combines them into each member's CRC (crc32_combine), exact, with no pass of its own
-  (before, the child's pass also had to map every page of the file).
+  zlib's crc32 runs at about 5 GB/s here (0.2 s per GiB). The filler takes the CRC-32 of
+  each chunk while it is in cache and combines them into one CRC per 1 MiB block; the parser
+  combines those into each member's CRC (crc32_combine), exact, with no pass of its own.
+  With a spare core the CRC is off the hasher's path, and an npz costs what a safetensors
+  file of its size costs.
+- *Sharded files* (issue 16): each of the 2 workers reads a 256 KiB chunk, hashes it while it
+  is in cache and writes it into the memfd; a shard's digest is sequential, so the last
+  shard on one core can leave the other idle (up to one 64 MiB shard). Reading straight into
+  a writable shared mapping of the memfd (one copy fewer) lost here before any hashing (user
+  page faults go through the hypervisor: 1.5-2.6 s per GiB against 0.26-2.5 s for pwrite),
+  and letting an idle worker fill for a busy one lost too (bench/NOTES-pipe.md).
 - Timings on a shared virtual machine move from run to run; the spread columns show by how
   much. The system time is the command's and its children's (getrusage via wait4).
 """
