@@ -446,7 +446,8 @@ static void run_job(loader *L, job *j)
             close(fd);
         } else if (s == MG_OK) {
             uint64_t want = pin->has_size ? pin->size : UINT64_MAX;
-            unsigned flags = (L->prefault ? MG_REGION_PREFAULT : 0) |
+            bool big = !pin->has_size || pin->size >= MG_REGION_PIPE_MIN;
+            unsigned flags = (L->prefault && big ? MG_REGION_PREFAULT : 0) |
                              (L->keep_fds ? MG_REGION_KEEP_FD : 0);
             s = mg_region_read_hashed_ex(fd, want, pin->alg, flags, &f->region, f->digest, &L->done_bytes, err);
             close(fd);

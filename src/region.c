@@ -284,9 +284,7 @@ static mg_status write_fully(int fd, const uint8_t *src, size_t n, uint64_t off,
  * computes the CRC itself as before.
  */
 #define MG_CRC_MIN_BYTES ((size_t)4 << 20)
-/* Below this the pipeline costs more than it saves: its 4 MiB ring is fresh memory and its
- * thread a clone, about 10 ms on a 4 MiB model here (make bench, small model). */
-#define MG_PIPE_MIN_BYTES ((size_t)64 << 20)
+#define MG_PIPE_MIN_BYTES ((size_t)4 << 20) /* (the loader asks only from MG_REGION_PIPE_MIN) */
 #define MG_RING_SLOTS 16u
 _Static_assert(MG_REGION_CRC_BLOCK % MG_READ_CHUNK == 0, "a chunk never spans two blocks");
 

@@ -76,6 +76,10 @@ MG_NODISCARD mg_status mg_region_file_size(int fd, uint64_t expected_size, uint6
 #define MG_REGION_PREFAULT 0x1u /* a core is spare: a helper thread reads the file into the
                                    region (and backs it with memory) while the caller hashes */
 #define MG_REGION_KEEP_FD 0x2u  /* keep the sealed memfd's descriptor (has_sealed_fd) */
+/* The loader sets MG_REGION_PREFAULT only for files this large: below, the pipeline costs more
+ * than it saves (its 4 MiB ring is fresh memory and its thread a clone: about 10 ms on a 4 MiB
+ * model here, make bench's small model). */
+#define MG_REGION_PIPE_MIN ((uint64_t)64 << 20)
 
 /* As mg_region_read_hashed, with MG_REGION_* flags. */
 MG_NODISCARD mg_status mg_region_read_hashed_ex(int fd, uint64_t expected_size,
