@@ -36,12 +36,7 @@ static uint8_t *pattern(size_t len, bool zip)
 
 static int file_with(const char *dir, const uint8_t *data, size_t len)
 {
-    tu_write_file(dir, "f", data, len);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/f", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    return fd;
+    return tu_write_and_open(dir, "f", data, len, O_RDONLY);
 }
 
 /* Read `len` bytes (a ZIP head when `zip`) with `flags`; check content, digest, CRCs. */
@@ -185,11 +180,7 @@ static void read_error_is_an_io_error(void **state)
         char *dir = tu_mkdtemp();
         size_t len = (size_t)8 << 20;
         uint8_t *data = pattern(len, false);
-        tu_write_file(dir, "f", data, len);
-        char path[4096];
-        snprintf(path, sizeof path, "%s/f", dir);
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        assert_true(fd >= 0);
+        int fd = tu_write_and_open(dir, "f", data, len, O_WRONLY);
         mg_region r;
         uint8_t digest[MG_DIGEST_MAX];
         mg_error err;

@@ -42,12 +42,7 @@ static void pin_of(mg_pinned_file *pin, const uint8_t *data, size_t len)
 
 static int open_sample(const char *dir, const uint8_t *data)
 {
-    tu_write_file(dir, "f.bin", data, SIZE);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/f.bin", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    return fd;
+    return tu_write_and_open(dir, "f.bin", data, SIZE, O_RDONLY);
 }
 
 static void whole_file_and_mismatch(void **state)

@@ -62,6 +62,17 @@ void tu_write_file(const char *dir, const char *name, const void *data, size_t l
     close(fd);
 }
 
+int tu_write_and_open(const char *dir, const char *name, const void *data, size_t len,
+                      int flags)
+{
+    tu_write_file(dir, name, data, len);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, flags | O_CLOEXEC);
+    assert_true(fd >= 0);
+    return fd;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st, (void)flag, (void)ftw;

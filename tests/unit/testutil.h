@@ -17,6 +17,9 @@ const char *tu_source(const char *rel);
 char *tu_mkdtemp(void);
 /* Write `len` bytes to `dir/name` (mode 0644). */
 void tu_write_file(const char *dir, const char *name, const void *data, size_t len);
+/* tu_write_file, then open it with `flags` (O_CLOEXEC added); the descriptor. */
+int tu_write_and_open(const char *dir, const char *name, const void *data, size_t len,
+                      int flags);
 /* rm -rf a directory made by tu_mkdtemp. */
 void tu_rmtree(const char *dir);
 
