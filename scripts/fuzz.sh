@@ -12,7 +12,7 @@ mkdir -p "$out/obj"
 CC=${CC_FUZZ:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-g -O1 -fno-omit-frame-pointer $SAN -I$top/include -I$top/src"
-LIBS="$(pkg-config --libs libcrypto jansson libzip libcurl libseccomp zlib) -lpthread"
+LIBS="$(pkg-config --libs libcrypto jansson libzip libseccomp zlib) -lpthread -ldl"
 
 build_lib() {  # the library once, instrumented for coverage
   local objs=() src obj

@@ -49,6 +49,8 @@ fi
 others=$(nm -D --defined-only "$lib" | awk '$2 != "T" && $2 != "A" {print $3}')
 [ -z "$others" ] || fail "exported data or other symbols: $others"
 readelf -dW "$lib" | grep -q 'SONAME.*\[libmodelgate\.so\.0\]' || fail "soname is not libmodelgate.so.0"
+# libcurl is opened at the first HTTPS transfer (src/curl_api.c), never linked.
+readelf -dW "$lib" | grep -q 'NEEDED.*libcurl' && fail "libmodelgate.so links libcurl"
 echo "ok   ABI: $(wc -l <<<"$declared") functions exported, exactly the header's, version MODELGATE_0"
 
 # 2. Build the consumers.
@@ -64,6 +66,9 @@ readelf -d "$ws/src/load_model" | grep -q 'NEEDED.*libmodelgate\.so\.0' || fail 
 readelf -d "$ws/src/load_model_static" | grep -q 'libmodelgate' && fail "static consumer still needs libmodelgate.so"
 readelf -d "$ws/cm/load_model_static" | grep -q 'libmodelgate' && fail "CMake static consumer still needs libmodelgate.so"
 readelf -d "$ws/cm/load_model" | grep -q 'NEEDED.*libmodelgate\.so\.0' || fail "CMake consumer does not use libmodelgate.so.0"
+for c in src/load_model_static cm/load_model_static; do
+  readelf -d "$ws/$c" | grep -q 'NEEDED.*libcurl' && fail "$c links libcurl"
+done
 echo "ok   built: pkg-config shared, pkg-config --static, CMake shared/static/C++"
 
 # 3. Run them on the bundled model.

@@ -2,9 +2,7 @@
 #define _GNU_SOURCE
 #include "fetch.h"
 
-#include <curl/curl.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "curl_api.h"
 #include "util/base64.h"
 #include "util/json.h"
 
@@ -21,18 +20,6 @@
 #define MG_FETCH_MAX_REDIRECT_BODY (64u << 10)
 /* Longest host name or port we compare between redirect hops. */
 #define MG_FETCH_HOST_MAX 256
-
-/*
- * libcurl's global initialisation is not thread-safe and must run once per process. This
- * pair is the module's only static state: written once, under pthread_once, then only read.
- */
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init_once(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* One download: the state the write callback works on. */
 typedef struct transfer {
@@ -140,7 +127,7 @@ static mg_status over_cap(transfer *t, uint64_t announced, const char *how)
 static mg_status start_body(transfer *t)
 {
     curl_off_t announced = -1;
-    if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+    if (mg_curl()->easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
         announced = -1;
     if (t->ranged) {
         /* Exactly the range asked for, of a file of exactly the pinned size. */
@@ -171,7 +158,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (__builtin_mul_overflow(size, nmemb, &n))
         return abort_with(t, mg_fail(t->err, MG_E_LIMIT, "impossible chunk size"));
     long code = 0;
-    if (curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+    if (mg_curl()->easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
         code = 0;
     if (code >= 300 && code < 400 && n <= MG_FETCH_MAX_REDIRECT_BODY - t->dropped) {
         /* libcurl reports a redirect's target only after a complete answer: read a short
@@ -234,18 +221,18 @@ typedef struct url_parts {
 static bool get_part(CURLU *u, CURLUPart what, unsigned flags, char *dst, size_t cap)
 {
     char *v = NULL;
-    if (curl_url_get(u, what, &v, flags) != CURLUE_OK || v == NULL)
+    if (mg_curl()->url_get(u, what, &v, flags) != CURLUE_OK || v == NULL)
         return false;
     bool ok = mg_strlcpy(dst, v, cap);
-    curl_free(v);
+    mg_curl()->free(v);
     return ok;
 }
 
 static bool has_part(CURLU *u, CURLUPart what)
 {
     char *v = NULL;
-    CURLUcode rc = curl_url_get(u, what, &v, 0);
-    curl_free(v);
+    CURLUcode rc = mg_curl()->url_get(u, what, &v, 0);
+    mg_curl()->free(v);
     return rc == CURLUE_OK;
 }
 
@@ -270,12 +257,12 @@ static bool parse_port(const char *s, unsigned long *out)
 static bool split_url(const char *url, url_parts *p)
 {
     memset(p, 0, sizeof *p);
-    CURLU *u = curl_url();
+    CURLU *u = mg_curl()->url();
     if (u == NULL)
         return false;
     bool ok = false;
     char port[16];
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
+    if (mg_curl()->url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)
         goto done;
     if (!get_part(u, CURLUPART_SCHEME, 0, p->scheme, sizeof p->scheme) ||
         !get_part(u, CURLUPART_HOST, 0, p->host, sizeof p->host) ||
@@ -292,7 +279,7 @@ static bool split_url(const char *url, url_parts *p)
             *c = (char)(*c - 'A' + 'a');
     ok = p->host[0] != '\0';
 done:
-    curl_url_cleanup(u);
+    mg_curl()->url_cleanup(u);
     return ok;
 }
 
@@ -376,7 +363,7 @@ static mg_status hop_auth(CURL *h, const mg_fetch_config *cfg, const char *url,
                           const char *bearer_host, const char *bearer, struct curl_slist **hdrs,
                           mg_error *err)
 {
-    curl_slist_free_all(*hdrs);
+    mg_curl()->slist_free_all(*hdrs);
     *hdrs = NULL;
     url_parts p;
     char key[MG_FETCH_HOST_MAX + 8] = "";
@@ -409,22 +396,22 @@ static mg_status hop_auth(CURL *h, const mg_fetch_config *cfg, const char *url,
             return mg_fail(err, MG_E_LIMIT, "out of memory");
     }
     struct curl_slist *l = NULL;
-    if (cfg->accept != NULL && (l = curl_slist_append(l, cfg->accept)) == NULL)
+    if (cfg->accept != NULL && (l = mg_curl()->slist_append(l, cfg->accept)) == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     if (line != NULL) {
-        struct curl_slist *l2 = curl_slist_append(l, line);
+        struct curl_slist *l2 = mg_curl()->slist_append(l, line);
         explicit_bzero(line, strlen(line));
         free(line);
         if (l2 == NULL) {
-            curl_slist_free_all(l);
+            mg_curl()->slist_free_all(l);
             return mg_fail(err, MG_E_LIMIT, "out of memory");
         }
         l = l2;
     }
     *hdrs = l;
-    if (curl_easy_setopt(h, CURLOPT_HTTPHEADER, l) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_SSLCERT, cr != NULL ? cr->client_cert : NULL) != CURLE_OK ||
-        curl_easy_setopt(h, CURLOPT_SSLKEY, cr != NULL ? cr->client_key : NULL) != CURLE_OK)
+    if (mg_curl()->easy_setopt(h, CURLOPT_HTTPHEADER, l) != CURLE_OK ||
+        mg_curl()->easy_setopt(h, CURLOPT_SSLCERT, cr != NULL ? cr->client_cert : NULL) != CURLE_OK ||
+        mg_curl()->easy_setopt(h, CURLOPT_SSLKEY, cr != NULL ? cr->client_key : NULL) != CURLE_OK)
         return mg_fail(err, MG_E_LIMIT, "libcurl refused the request headers");
     return MG_OK;
 }
@@ -464,18 +451,18 @@ static mg_status get_token(const mg_fetch_config *cfg, const char *challenge, ch
         return mg_fail(err, MG_E_IO, "the server asks for a bearer token without a usable realm");
     (void)challenge_param(challenge, "service", service, sizeof service);
     (void)challenge_param(challenge, "scope", scope, sizeof scope);
-    CURL *h = curl_easy_init();
+    CURL *h = mg_curl()->easy_init();
     if (h == NULL)
         return mg_fail(err, MG_E_LIMIT, "out of memory (libcurl handle)");
-    char *es = curl_easy_escape(h, service, 0), *esc = curl_easy_escape(h, scope, 0);
+    char *es = mg_curl()->easy_escape(h, service, 0), *esc = mg_curl()->easy_escape(h, scope, 0);
     char *u = NULL;
     int n = es != NULL && esc != NULL
                 ? asprintf(&u, "%s%sservice=%s&scope=%s", realm, strchr(realm, '?') ? "&" : "?",
                            es, esc)
                 : -1;
-    curl_free(es);
-    curl_free(esc);
-    curl_easy_cleanup(h);
+    mg_curl()->free(es);
+    mg_curl()->free(esc);
+    mg_curl()->easy_cleanup(h);
     if (n < 0)
         return mg_fail(err, MG_E_LIMIT, "out of memory");
     mg_fetch_config tc = {.ca_file = cfg->ca_file, .redirects = MG_REDIRECTS_SAME_HOST, .pol = cfg->pol};
@@ -528,10 +515,10 @@ static long low_speed_time(void)
 
 #define SETOPT(h, opt, val)                                                                   \
     do {                                                                                      \
-        CURLcode rc_ = curl_easy_setopt((h), (opt), (val));                                   \
+        CURLcode rc_ = mg_curl()->easy_setopt((h), (opt), (val));                                   \
         if (rc_ != CURLE_OK)                                                                  \
             return mg_fail(err, MG_E_LIMIT, "libcurl refused %s: %s", #opt,                  \
-                           curl_easy_strerror(rc_));                                          \
+                           mg_curl()->easy_strerror(rc_));                                          \
     } while (0)
 
 static mg_status setup_handle(CURL *h, const mg_fetch_config *cfg, transfer *t, char *errbuf,
@@ -590,7 +577,7 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
 {
     const char *url = t->url;
     long ok_code = t->ranged ? 206 : 200;
-    const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+    const char *why = errbuf[0] != '\0' ? errbuf : mg_curl()->easy_strerror(rc);
     if (t->failed != MG_OK)
         return t->failed;
     if (rc == CURLE_FILESIZE_EXCEEDED && code == ok_code)
@@ -621,7 +608,7 @@ static mg_status judge(transfer *t, CURLcode rc, long code, const char *errbuf)
     if (rc == CURLE_PARTIAL_FILE) {
         /* No size is known here: the length the server announced is what was not met. */
         curl_off_t announced = -1;
-        if (curl_easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
+        if (mg_curl()->easy_getinfo(t->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &announced) != CURLE_OK)
             announced = -1;
         if (announced >= 0)
             return mg_fail(t->err, MG_E_IO, "%.200s: transfer ended after %llu of the %lld "
@@ -682,6 +669,8 @@ static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t 
         memset(out, 0, sizeof *out);
     if (found != NULL)
         *found = false;
+    if (mg_curl_load(err) == NULL) /* (MG_E_IO, err filled) */
+        return MG_E_IO;
     url_parts first;
     if (cfg == NULL || url == NULL || !split_url(url, &first) ||
         strcmp(first.scheme, "https") != 0 || first.has_userinfo)
@@ -690,10 +679,6 @@ static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t 
     if (size > MG_MAX_MODEL_FILE_BYTES)
         return mg_fail(err, MG_E_LIMIT, "%.200s: %llu bytes exceeds the cap of one file", url,
                        (unsigned long long)size);
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_result != CURLE_OK)
-        return mg_fail(err, MG_E_LIMIT, "libcurl initialisation failed: %s",
-                       curl_easy_strerror(curl_init_result));
 
     transfer t = {.out = out, .cap = size, .exact = exact, .done = done, .err = err, .cfg = cfg};
     if (sp != NULL) {
@@ -715,7 +700,7 @@ static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t 
         free(current);
         return st;
     }
-    t.h = curl_easy_init();
+    t.h = mg_curl()->easy_init();
     if (current == NULL || t.h == NULL) {
         st = mg_fail(err, MG_E_LIMIT, "out of memory (libcurl handle)");
         goto finish;
@@ -727,7 +712,7 @@ static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t 
         char range[64];
         snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)t.range_start,
                  (unsigned long long)(t.range_start + size - 1));
-        if (curl_easy_setopt(t.h, CURLOPT_RANGE, range) != CURLE_OK) {
+        if (mg_curl()->easy_setopt(t.h, CURLOPT_RANGE, range) != CURLE_OK) {
             st = mg_fail(err, MG_E_LIMIT, "libcurl refused CURLOPT_RANGE");
             goto finish;
         }
@@ -743,17 +728,17 @@ static mg_status fetch_ex(const mg_fetch_config *cfg, const char *url, uint64_t 
         st = hop_auth(t.h, cfg, current, bearer_host, bearer, &hdrs, err);
         if (st != MG_OK)
             goto finish;
-        if (curl_easy_setopt(t.h, CURLOPT_URL, current) != CURLE_OK) {
+        if (mg_curl()->easy_setopt(t.h, CURLOPT_URL, current) != CURLE_OK) {
             st = mg_fail(err, MG_E_LIMIT, "libcurl refused the URL %.200s", current);
             goto finish;
         }
-        CURLcode rc = curl_easy_perform(t.h);
+        CURLcode rc = mg_curl()->easy_perform(t.h);
         long code = 0;
-        if (curl_easy_getinfo(t.h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+        if (mg_curl()->easy_getinfo(t.h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
             code = 0;
         if (t.failed == MG_OK && is_redirect_status(code) && !t.started && rc == CURLE_OK) {
             char *next = NULL;
-            if (curl_easy_getinfo(t.h, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
+            if (mg_curl()->easy_getinfo(t.h, CURLINFO_REDIRECT_URL, &next) != CURLE_OK ||
                 next == NULL) {
                 st = mg_fail(err, MG_E_IO, "%.200s: HTTP %ld without a usable Location",
                              current, code);
@@ -822,8 +807,8 @@ finish:
     if (st != MG_OK && out != NULL)
         mg_region_free(out);
     if (t.h != NULL)
-        curl_easy_cleanup(t.h);
-    curl_slist_free_all(hdrs);
+        mg_curl()->easy_cleanup(t.h);
+    mg_curl()->slist_free_all(hdrs);
     if (bearer != NULL) {
         explicit_bzero(bearer, strlen(bearer));
         free(bearer);

@@ -185,6 +185,37 @@ class Https(mgtest.TestCase):
         self.assertEqual(r.stdout.decode().splitlines(), [want])
         self.assertEqual(self.cache_files(), [want])
 
+    def test_libcurl_opened_only_to_fetch(self):
+        """libcurl is not linked (src/curl_api.c opens it at the first HTTPS transfer): a
+        local load never loads it and works without it; a fetch loads it, and is exit 7 with
+        the reason when the library by that name cannot be loaded."""
+        url = SERVER.url("/f/" + SINGLE)
+        self.pin_remote("voices", url, self.single)
+        self.ws.pin_file("local", os.path.join(REAL, SINGLE))
+        self.ws.write_policy()
+        bad = tempfile.mkdtemp(prefix="mgnocurl.")
+        self.addCleanup(shutil.rmtree, bad)
+        for soname in ("libcurl.so.4", "libcurl-gnutls.so.4"):
+            with open(os.path.join(bad, soname), "w") as f:
+                f.write("not a library\n")
+        before = SERVER.counts()["requests"]
+        r = self.ws.run("fetch", "voices", env={"LD_LIBRARY_PATH": bad})
+        self.assertExit(r, 7)
+        self.assertIn("HTTPS is not available: cannot open libcurl", r.stderr)
+        self.assertEqual(SERVER.counts()["requests"], before)
+        self.assert_cache_empty()
+        r = self.ws.run("inspect", "-q", "local", env={"LD_LIBRARY_PATH": bad})
+        self.assertExit(r, 0)
+        # LD_DEBUG=libs names every library as its initialiser runs
+        r = self.ws.run("inspect", "-q", "local", env={"LD_DEBUG": "libs"})
+        self.assertExit(r, 0)
+        self.assertIn("calling init: ", r.stderr)
+        self.assertNotIn("libcurl", r.stderr)
+        r = self.ws.run("fetch", "voices", env={"LD_DEBUG": "libs"})
+        self.assertExit(r, 0)
+        self.assertRegex(r.stderr, r"calling init: \S*libcurl")
+        self.assertEqual(SERVER.counts()["requests"], before + 1)
+
     def test_remote_loads_like_local(self):
         url = SERVER.url("/f/" + SINGLE)
         self.pin_remote("remote", url, self.single)
