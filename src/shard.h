@@ -26,6 +26,10 @@ MG_NODISCARD mg_status mg_shard_read(int fd, const mg_pinned_file *pin, unsigned
                                      uint8_t digest[MG_DIGEST_MAX], _Atomic uint64_t *done,
                                      mg_error *err);
 
+/* How many chunks workers with no shard left have filled for others in this process (for the
+ * tests: shows that the tail help ran). */
+uint64_t mg_shard_chunks_helped(void);
+
 /* The same check for bytes already in memory (a downloaded file): every shard of `r` must
  * match, then `digest` gets the root as above. */
 MG_NODISCARD mg_status mg_shard_check_memory(const mg_region *r, const mg_pinned_file *pin,

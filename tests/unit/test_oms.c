@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "digest.h"
@@ -235,6 +236,130 @@ static void test_shard_read_parallel(void **state)
     free(dir);
 }
 
+/* Pins `data` in shards of `shard` bytes. */
+static mg_pinned_file pin_shards(const uint8_t *data, size_t size, size_t shard)
+{
+    mg_pinned_file pin = {.alg = MG_SHA256, .has_size = true, .size = size, .shard_size = shard,
+                          .shard_count = (size + shard - 1) / shard};
+    pin.shards = calloc(pin.shard_count, sizeof *pin.shards);
+    assert_non_null(pin.shards);
+    mg_error e;
+    for (size_t i = 0; i < pin.shard_count; i++) {
+        size_t len = size - i * shard < shard ? size - i * shard : shard;
+        assert_int_equal(mg_digest_buffer(MG_SHA256, data + i * shard, len, pin.shards[i], &e),
+                         MG_OK);
+    }
+    return pin;
+}
+
+typedef struct cutter {
+    int fd;
+    unsigned delay_us;
+    int rc;
+} cutter;
+
+static void *cut_file(void *arg)
+{
+    cutter *c = arg;
+    usleep(c->delay_us);
+    c->rc = ftruncate(c->fd, ((24 << 20) + 1000) / 2);
+    return NULL;
+}
+
+/* More threads than shards: the ones with no shard left fill the chunks of shards in progress
+ * from their end, and the owners read those back from the verified memory. The bytes, the
+ * digests and the lowest failed shard are the same as without help; help that is still
+ * under way when the file turns out shorter ends the read, never hangs it. */
+static void test_shard_read_tail_help(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    enum { SIZE = (24 << 20) + 1000 };
+    uint8_t *data = malloc(SIZE);
+    assert_non_null(data);
+    for (size_t i = 0; i < SIZE; i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 12));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/w.bin", dir);
+    /* one shard and a helper; two shards (the last one ending in part of a chunk) and one */
+    const struct { size_t shard; unsigned threads; } cases[] = {{SIZE, 2}, {16u << 20, 3}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        mg_pinned_file pin = pin_shards(data, SIZE, cases[k].shard);
+        uint64_t before = mg_shard_chunks_helped();
+        for (int attempt = 0; attempt < 20 && mg_shard_chunks_helped() == before; attempt++) {
+            int fd = tu_write_and_open(dir, "w.bin", data, SIZE, O_RDONLY);
+            mg_region r;
+            uint8_t root[MG_DIGEST_MAX], want[MG_DIGEST_MAX];
+            _Atomic uint64_t done = 0;
+            mg_error e;
+            assert_int_equal(mg_shard_read(fd, &pin, cases[k].threads, 0, &r, root, &done, &e),
+                             MG_OK);
+            assert_int_equal(r.len, SIZE);
+            assert_memory_equal(r.data, data, SIZE);
+            assert_true(r.memfd_sealed);
+            assert_int_equal(done, SIZE); /* every byte hashed once, by its owner */
+            assert_int_equal(mg_shard_root(&pin, want, &e), MG_OK);
+            assert_memory_equal(root, want, 32);
+            mg_region_free(&r);
+            close(fd);
+        }
+        assert_true(mg_shard_chunks_helped() > before); /* the help ran */
+        /* a byte changed in the last chunk, the first one a helper takes */
+        data[SIZE - 1] ^= 0x40;
+        before = mg_shard_chunks_helped();
+        for (int attempt = 0; attempt < 20 && mg_shard_chunks_helped() == before; attempt++) {
+            int fd = tu_write_and_open(dir, "w.bin", data, SIZE, O_RDONLY);
+            mg_region r;
+            uint8_t root[MG_DIGEST_MAX];
+            mg_error e;
+            mg_error_clear(&e);
+            assert_int_equal(mg_shard_read(fd, &pin, cases[k].threads, 0, &r, root, NULL, &e),
+                             MG_E_INTEGRITY);
+            char range[64];
+            snprintf(range, sizeof range, "shard %zu:%d",
+                     (pin.shard_count - 1) * cases[k].shard, SIZE);
+            assert_non_null(strstr(e.message, range));
+            assert_null(r.data);
+            close(fd);
+        }
+        assert_true(mg_shard_chunks_helped() > before);
+        data[SIZE - 1] ^= 0x40;
+        free(pin.shards);
+    }
+    /* cut short while it is read: the helper, reading from the end, meets the end first */
+    mg_pinned_file pin = pin_shards(data, SIZE, SIZE);
+    int hits = 0;
+    for (unsigned attempt = 0; attempt < 5; attempt++) {
+        int fd = tu_write_and_open(dir, "w.bin", data, SIZE, O_RDONLY);
+        cutter c = {.fd = open(path, O_WRONLY | O_CLOEXEC), .delay_us = 200 * attempt};
+        assert_true(c.fd >= 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, cut_file, &c), 0);
+        mg_region r;
+        uint8_t root[MG_DIGEST_MAX];
+        mg_error e;
+        mg_error_clear(&e);
+        mg_status st = mg_shard_read(fd, &pin, 2, 0, &r, root, NULL, &e);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(c.rc, 0);
+        if (st == MG_OK) { /* (the cut came after the last read: all the bytes are there) */
+            assert_memory_equal(r.data, data, SIZE);
+            mg_region_free(&r);
+        } else {
+            assert_int_equal(st, MG_E_INTEGRITY);
+            assert_null(r.data);
+            hits++;
+        }
+        close(c.fd);
+        close(fd);
+    }
+    assert_true(hits > 0);
+    free(pin.shards);
+    free(data);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* A signed note "<origin>\n<size>\n<root b64>\n\n\u2014 <name> <b64(hint || sig)>\n"
  * signed by `k` with the key hint `hint`; `note_override` replaces the note text if given. */
 static char *make_checkpoint(EVP_PKEY *k, const uint8_t hint[4], uint64_t size,
@@ -350,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_statement_files),
         cmocka_unit_test(test_statement_shards),
         cmocka_unit_test(test_shard_read_parallel),
+        cmocka_unit_test(test_shard_read_tail_help),
         cmocka_unit_test(test_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
