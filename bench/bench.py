@@ -13,6 +13,7 @@ Results go to stdout and to the output file."""
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -26,17 +27,39 @@ SMALL_REPEAT = int(os.environ.get("BENCH_SMALL_REPEAT", "40"))
 ONLY = [c for c in os.environ.get("BENCH_ONLY", "").split(",") if c]
 BASELINE = os.environ.get("BENCH_BASELINE")
 PY = "/usr/bin/python3"
+INPROC = object()  # marks a command that prints its own time (run_once)
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_load_time():
+    """bench/load_time.c against the library beside MG: the time of mg_model_load alone."""
+    lib_dir = os.path.dirname(MG)
+    exe = os.path.join(WORK, "load_time")
+    subprocess.run(["cc", "-O2", "-I", os.path.join(TOP, "include"),
+                    os.path.join(TOP, "bench", "load_time.c"), "-o", exe, "-L", lib_dir,
+                    "-l:libmodelgate.so.0", "-Wl,-rpath," + lib_dir], check=True)
+    return exe
 
 
 def run_once(cmd):
-    """`cmd`: an argument list, or (environment additions, argument list)."""
+    """`cmd`: an argument list, or (environment additions, argument list), or (INPROC,
+    argument list) for a program that prints its own time (bench/load_time.c), which is then
+    the figure instead of the process's wall time."""
     env = None
+    inproc = False
     if isinstance(cmd, tuple):
-        env, cmd = dict(os.environ, **cmd[0]), cmd[1]
+        inproc = cmd[0] is INPROC
+        env = None if inproc else dict(os.environ, **cmd[0])
+        cmd = cmd[1]
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE if inproc else subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, env=env)
+    out = p.stdout.read() if inproc else b""
     _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
+    if inproc:
+        p.stdout.close()
+        dt = float(out.decode().strip() or "nan")
     p.returncode = os.waitstatus_to_exitcode(status)
     err = p.stderr.read().decode()
     p.stderr.close()
@@ -48,14 +71,21 @@ def run_once(cmd):
 
 def measure(cmds, repeat):
     """Run the commands interleaved, `repeat` rounds after one warm-up round (page cache,
-    binaries), so that a change in the machine's load hits all of them alike. Returns, per
+    binaries), so that a change in the machine's load hits all of them alike, in an order
+    that changes from round to round. Returns, per
     command: (median s, fastest s, slowest s, median system s, peak RSS bytes)."""
     for cmd in cmds:
         run_once(cmd)
     runs = [[] for _ in cmds]
-    for _ in range(repeat):
-        for i, cmd in enumerate(cmds):
-            runs[i].append(run_once(cmd))
+    # The order is shuffled each round (the same seeds in every run): on this virtual machine
+    # how fast a load gets fresh memory can depend on what ran just before it (a load right
+    # after another load freed as much memory may get pages the host still backs), so no
+    # command may keep its place after another (a rotation would: it keeps the cyclic order).
+    for r in range(repeat):
+        order = list(range(len(cmds)))
+        random.Random(r).shuffle(order)
+        for i in order:
+            runs[i].append(run_once(cmds[i]))
     out = []
     for r in runs:
         times = [x[0] for x in r]
@@ -284,13 +314,31 @@ NOTES = """## How to read these figures
   With a spare core the CRC is off the hasher's path, and an npz costs what a safetensors
   file of its size costs.
 - *Sharded files* (issue 16): each of the 2 workers reads a 256 KiB chunk, hashes it while it
-  is in cache and writes it into the memfd; a shard's digest is sequential, so the last
-  shard on one core can leave the other idle (up to one 64 MiB shard). Reading straight into
-  a writable shared mapping of the memfd (one copy fewer) lost here before any hashing (user
-  page faults go through the hypervisor: 1.5-2.6 s per GiB against 0.26-2.5 s for pwrite),
-  and letting an idle worker fill for a busy one lost too (bench/NOTES-pipe.md).
+  is in cache and writes it into the memfd. A shard's digest is sequential, so once no shard
+  is left to take, a worker helps with a shard still in progress: it reads and writes that
+  shard's chunks from its end, and the owner reads those back from the memfd and only hashes
+  them. What is left of the tail is the SHA of the rest of the last shard (10 to 30 ms with
+  64 MiB shards). Reading straight into a writable shared mapping of the memfd (one copy
+  fewer) lost here before any hashing (user page faults go through the hypervisor: 1.5-2.6 s
+  per GiB against 0.26-2.5 s for pwrite); so did a general fill/hash ring per worker
+  (bench/NOTES-pipe.md).
+- *The library row* ("the mg_model_load call alone", bench/load_time.c) is the time a program
+  that links libmodelgate waits for one load: verify, read into verified memory, parse. The
+  `modelgate inspect` row adds the process start (about 5 ms), opening the policy (about
+  4 ms), printing, and freeing the model at exit: for 1 GiB in one memfd, 40 to 45 ms in
+  which the kernel frees 262,144 shmem pages on one core. openssl's row is a whole process,
+  as the tool's is.
+- *Fresh memory on this machine*: the same command's time swings between about 0.5 and 1.4 s
+  for 1 GiB from one run to the next (the spread columns), in the fill: the host backs the
+  guest's new pages at a cost that changes over time, and a load that starts right after
+  another one freed as much memory sometimes gets pages the host still backs. The order of
+  the commands is therefore shuffled in each round (fixed seeds), so that no row keeps the
+  place after another; the medians still move by 0.1-0.3 s between runs.
+- *Process start*: libcurl is opened only for a remote source (about 9 ms of every process
+  start before, with the two dozen libraries it brings).
 - Timings on a shared virtual machine move from run to run; the spread columns show by how
-  much. The system time is the command's and its children's (getrusage via wait4).
+  much. The system time is the command's and its children's (getrusage via wait4); for the
+  library row it is that program's, freeing included.
 """
 
 
@@ -316,6 +364,9 @@ def main():
     # The same models parsed in this process ("sandbox": "off"): the cost of confinement.
     pol_off = policy(entries, "policy-off.json", keys=keys, sandbox="off")
     mg = lambda name: [MG, "inspect", "-q", "-p", pol, name]
+    load_time = build_load_time()
+    lib_label = "library: the mg_model_load call alone (bench/load_time.c)"
+    lib = lambda name: (INPROC, [load_time, pol, name])
     mg_off = lambda name: [MG, "inspect", "-q", "-p", pol_off, name]
     off_label = "modelgate inspect, parsed unconfined (sandbox off)"
     fork_label = "modelgate inspect, parsed by a forked child (MODELGATE_PARSER=none)"
@@ -331,6 +382,7 @@ def main():
         ("one", "1 GiB safetensors", one, [
             ("modelgate inspect (verify + load)", mg("one")),
             (off_label, mg_off("one")),
+            (lib_label, lib("one")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
             ("sha256sum", ["sha256sum", one]),
             ("python hashlib.file_digest", [PY, "-c", "import hashlib,sys;hashlib.file_digest(open(sys.argv[1],'rb'),'sha256')", one]),
@@ -338,11 +390,13 @@ def main():
         # Issue 16's target: verified and loaded at least 1.8x faster than openssl (ratio <= 0.56)
         ("oms", "1 GiB safetensors, OMS bundle with 64 MiB shards (hashed on every core)", one, [
             ("modelgate inspect (verify + load)", mg("oms")),
+            (lib_label, lib("oms")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
         ], REPEAT),
         ("sharded", "1 GiB safetensors, modelgate manifest with 64 MiB shards (sign --shard-size)",
          one, [
             ("modelgate inspect (verify + load)", mg("sharded")),
+            (lib_label, lib("sharded")),
             ("openssl dgst -sha256", ["openssl", "dgst", "-sha256", one]),
         ], REPEAT),
         ("four", "4 x 256 MiB safetensors (one model)", None, [
@@ -383,7 +437,7 @@ def main():
     lines.append("Machine: %s, %d cores, SHA-NI %s, %s, Linux %s, %s.\n" % (
         cpu, os.cpu_count(), "yes" if sha_ni else "no", platform.machine(), platform.release(), ossl))
     lines.append("Files are in the page cache (read once before timing); in each case the commands "
-                 "ran interleaved, one of each per round, after one warm-up round (%d rounds; the "
+                 "ran interleaved, one of each per round in a shuffled order, after one warm-up round (%d rounds; the "
                  "small model %d); time is the median wall time, spread the fastest and slowest "
                  "run, sys the median system time of the command and its children; ratio is the "
                  "median divided by `openssl dgst -sha256`'s on the same bytes in the same run; "
